@@ -1,0 +1,4 @@
+"""Statistics for robot evaluations: intervals, comparisons, aggregation, planning.
+
+numpy / scipy / statsmodels / standard library only; never imports torch.
+"""
