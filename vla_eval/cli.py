@@ -77,10 +77,309 @@ def _run_wilson(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sampling -----------------------------------------------------------------
+
+
+def _add_sampling(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sampling",
+        help="task sampling probabilities p ~ n^(1/T) and loss weights for a data mix",
+        description="Temperature sampling over tasks: p(task i) proportional to n_i^(1/T). "
+        "Example: vla-eval sampling --counts pick=50000,place=30000,stack=2000,pour=500 "
+        "--temperature 2",
+    )
+    p.add_argument("--counts", required=True, help="examples per task: task=count[,task=count...]")
+    p.add_argument(
+        "--temperature",
+        "-T",
+        default="1",
+        help="T > 0 or 'inf' (uniform over tasks); a comma list tabulates several",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_sampling)
+
+
+def _run_sampling(args: argparse.Namespace) -> int:
+    from vla_eval.trainer import sampling
+
+    counts = sampling.parse_counts(args.counts)
+    temps = [sampling.parse_temperature(t) for t in str(args.temperature).split(",") if t.strip()]
+    if not temps:
+        raise UsageError("--temperature needs a value (a number > 0 or 'inf')")
+    table = sampling.mixing_table(counts, temps)
+    if args.json:
+        from vla_eval.results import provenance
+
+        _print_json({"schema": "vla-eval/sampling/1", **table, "provenance": provenance()})
+    else:
+        print(sampling.format_mixing_table(table))
+    return 0
+
+
+# --- report / compare / plan --------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _load_quietly(load: Callable[[], object]) -> object:
+    """Run a loader, turning its warnings (a truncated last line) into stderr lines."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load()
+    for w in caught:
+        _warn(str(w.message))
+    return result
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="success rates per task and split with intervals, and the seen->unseen gap",
+        description="Success report of one policy's episodes: per (task, split) Wilson "
+        "intervals, per split the pooled rate and the mean of task rates (stratified "
+        "bootstrap), and the seen->unseen gap (Newcombe). Reads vla-eval .jsonl, .csv "
+        "(task,split,seed,success) and LeRobot eval_info.json. "
+        "Example: vla-eval report runs/episodes.jsonl --out runs/report",
+    )
+    p.add_argument("episodes", nargs="+", metavar="EPISODES", help="episode files")
+    p.add_argument("--by", default="task,split", help="group by these fields (task, split)")
+    p.add_argument("--splits", help="comma list of splits that must have episodes")
+    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded)")
+    p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap replicates")
+    p.add_argument(
+        "--default-split",
+        default="default",
+        help="split for files that have none (LeRobot eval_info.json)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/report.json and DIR/forest.png")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from vla_eval import report as rep
+    from vla_eval.episodes import load_episodes
+    from vla_eval.results import provenance, write_json
+    from vla_eval.stats.intervals import parse_confidence
+
+    by = rep.parse_by(args.by)
+    confidence = parse_confidence(args.confidence)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    table = _load_quietly(lambda: load_episodes(args.episodes, split=args.default_split))
+    result = rep.build_report(
+        table, by, confidence, seed=args.seed, n_bootstrap=args.bootstrap, splits=splits
+    )
+    result["provenance"] = provenance(seeds=result["seeds"], packages=("numpy",))
+    for w in result["warnings"]:
+        _warn(w)
+    if args.out:
+        from pathlib import Path
+
+        out = Path(args.out)
+        json_path = write_json(out / "report.json", result)
+        png_path = rep.plot_report(result, out / "forest.png")
+        print(f"{PROG}: wrote {json_path} and {png_path}", file=sys.stderr)
+    if args.json:
+        _print_json(result)
+    else:
+        print(rep.format_report(result))
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="is one policy really better? differences, exact tests, Holm-adjusted ranking",
+        description="Compare two or more policies' episode files: difference of success "
+        "rates (Newcombe interval), Fisher and Boschloo exact tests, McNemar's exact test "
+        "when the policies share (task, split, seed), per task too; three or more "
+        "policies get Holm-adjusted p-values and a ranking. "
+        "Example: vla-eval compare base.jsonl tuned.jsonl --paired",
+    )
+    p.add_argument("episodes", nargs="+", metavar="EPISODES", help="one episode file per policy")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="require matching (task, split, seed) episodes and use McNemar's test",
+    )
+    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/compare.json")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from vla_eval import report as rep
+    from vla_eval.results import provenance, write_json
+    from vla_eval.stats.intervals import parse_confidence
+
+    confidence = parse_confidence(args.confidence)
+    policies = _load_quietly(lambda: rep.load_policies(args.episodes))
+    result = rep.build_comparison(policies, confidence, paired=True if args.paired else None)
+    result["provenance"] = provenance(packages=("numpy", "scipy", "statsmodels"))
+    for note in result["notes"]:
+        _warn(note)
+    if args.out:
+        from pathlib import Path
+
+        path = write_json(Path(args.out) / "compare.json", result)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.json:
+        _print_json(result)
+    else:
+        print(rep.format_comparison(result))
+    return 0
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="how many trials: to detect p0 -> p1, for a CI half-width, or what n can detect",
+        description="Plan an evaluation. Examples: vla-eval plan --p0 0.5 --p1 0.7 "
+        "(trials per policy); vla-eval plan --half-width 0.1 --p 0.5 (trials for a Wilson "
+        "half-width); vla-eval plan --trials 50 --p0 0.5 (minimum detectable difference)",
+    )
+    p.add_argument("--p0", type=float, help="baseline success rate")
+    p.add_argument("--p1", type=float, help="success rate to detect")
+    p.add_argument("--power", type=float, default=0.8, help="power (default 0.8)")
+    p.add_argument("--alpha", type=float, default=0.05, help="two-sided level (default 0.05)")
+    p.add_argument("--half-width", type=float, help="target Wilson interval half-width")
+    p.add_argument("--p", type=float, default=0.5, help="expected rate for --half-width")
+    p.add_argument("--confidence", "-c", default="0.95", help="level for --half-width")
+    p.add_argument("--trials", type=int, help="trials per policy: minimum detectable difference")
+    p.add_argument("--method", default="pooled", help="pooled (default) or arcsine")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from vla_eval.stats import planning
+    from vla_eval.stats.intervals import parse_confidence
+
+    modes = [
+        args.p1 is not None,
+        args.half_width is not None,
+        args.trials is not None,
+    ]
+    if sum(modes) != 1:
+        raise UsageError(
+            "plan needs exactly one of: --p0 P0 --p1 P1 (trials to detect a change), "
+            "--half-width H (trials for an interval width), --trials N (detectable change)"
+        )
+    if args.p1 is not None:
+        if args.p0 is None:
+            raise UsageError("--p1 needs --p0 (the baseline rate)")
+        n = planning.trials_to_detect(args.p0, args.p1, args.alpha, args.power, args.method)
+        body = {
+            "question": "trials per policy to detect p0 -> p1",
+            "p0": args.p0,
+            "p1": args.p1,
+            "alpha": args.alpha,
+            "power": args.power,
+            "method": args.method,
+            "trials_per_policy": n,
+        }
+        text = (
+            f"{n} trials per policy ({2 * n} in all) detect {100 * args.p0:.1f}% -> "
+            f"{100 * args.p1:.1f}% with {100 * args.power:g}% power at two-sided "
+            f"alpha = {args.alpha:g} ({args.method} normal approximation)."
+        )
+    elif args.half_width is not None:
+        confidence = parse_confidence(args.confidence)
+        n = planning.trials_for_half_width(args.half_width, args.p, confidence)
+        body = {
+            "question": "trials for a Wilson interval half-width",
+            "half_width": args.half_width,
+            "rate": args.p,
+            "confidence": confidence,
+            "trials": n,
+            "achieved_half_width": planning.wilson_half_width(args.p, n, confidence),
+        }
+        text = (
+            f"{n} trials give a {100 * confidence:g}% Wilson interval of half-width at most "
+            f"{100 * args.half_width:.1f} points when the rate is {100 * args.p:.1f}% "
+            f"(achieved: {100 * body['achieved_half_width']:.2f})."
+        )
+    else:
+        p0 = 0.5 if args.p0 is None else args.p0
+        mdd = planning.minimum_detectable_difference(
+            args.trials, p0, args.alpha, args.power, args.method
+        )
+        body = {"question": "minimum detectable difference", **mdd.to_dict()}
+
+        def change(x: float | None, sign: str) -> str:
+            return "none possible" if x is None else f"{sign}{100 * x:.1f} points"
+
+        text = (
+            f"With {args.trials} trials per policy and a baseline of {100 * p0:.1f}%, the "
+            f"smallest change detected with {100 * args.power:g}% power at two-sided alpha = "
+            f"{args.alpha:g} is {change(mdd.increase, '+')} (up) or "
+            f"{change(mdd.decrease, '-')} (down)."
+        )
+    if args.json:
+        from vla_eval.results import provenance
+
+        _print_json({"schema": "vla-eval/plan/1", **body, "provenance": provenance()})
+    else:
+        print(text)
+    return 0
+
+
+# --- diagnose -----------------------------------------------------------------
+
+
+def _add_diagnose(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "diagnose",
+        help="failure-table detectors over a finished run's metrics or over rollouts",
+        description="Run the training-failure detectors offline over RUN_DIR/metrics.jsonl "
+        "(or a metrics .jsonl), or check an episodes .jsonl whose records carry 'actions' "
+        "for rollout jitter. Example: vla-eval diagnose runs/quickstart",
+    )
+    p.add_argument("path", metavar="RUN_DIR|FILE.jsonl", help="run directory, metrics or episodes file")
+    p.add_argument(
+        "--task-counts",
+        help="dataset counts per task for the temperature suggestion, e.g. pick=50000,pour=500",
+    )
+    p.add_argument(
+        "--fail-on",
+        choices=("warning", "critical"),
+        help="exit 1 if a finding of this severity (or worse) is raised",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_diagnose)
+
+
+def _run_diagnose(args: argparse.Namespace) -> int:
+    from vla_eval.diagnose import offline
+
+    counts = offline.parse_task_counts(args.task_counts) if args.task_counts else None
+    result = offline.diagnose_path(args.path, task_counts=counts)
+    if args.json:
+        from vla_eval.results import provenance
+
+        _print_json({**result, "provenance": provenance()})
+    else:
+        print(offline.format_result(result))
+    severities = {f["severity"] for f in result["findings"]}
+    failing = {"warning": {"warning", "critical"}, "critical": {"critical"}}.get(args.fail_on, set())
+    return 1 if severities & failing else 0
+
+
 # --- main -----------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_wilson,
+    _add_sampling,
+    _add_report,
+    _add_compare,
+    _add_plan,
+    _add_diagnose,
 ]
 
 
