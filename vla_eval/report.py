@@ -57,19 +57,21 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _count_groups(
     table: EpisodeTable, fields: Sequence[str]
 ) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
-    """Group episodes by `fields`: keys (in first-seen order), successes and trials."""
+    """Group episodes by `fields`: keys (ordered field by field, each by first appearance), successes and trials."""
     combined = np.zeros(len(table), dtype=np.int64)
     names = []
     for f in fields:
         uniq, code = _codes(getattr(table, f))
         combined = combined * len(uniq) + code
         names.append(uniq)
-    groups, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    trials = np.bincount(inverse, minlength=groups.size)[order]
-    successes = np.bincount(inverse, weights=table.success, minlength=groups.size)[order]
+    # np.unique sorts the combined codes, i.e. by the first field's first-seen order,
+    # then the second's: rows come out in a stable order however episodes were
+    # interleaved in the file (rollouts finish out of order).
+    groups, inverse = np.unique(combined, return_inverse=True)
+    trials = np.bincount(inverse, minlength=groups.size)
+    successes = np.bincount(inverse, weights=table.success, minlength=groups.size)
     keys = []
-    for g in groups[order]:
+    for g in groups:
         key = []
         for uniq in reversed(names):
             g, c = divmod(int(g), len(uniq))
