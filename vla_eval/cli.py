@@ -341,7 +341,9 @@ def _add_diagnose(sub: argparse._SubParsersAction) -> None:
         "(or a metrics .jsonl), or check an episodes .jsonl whose records carry 'actions' "
         "for rollout jitter. Example: vla-eval diagnose runs/quickstart",
     )
-    p.add_argument("path", metavar="RUN_DIR|FILE.jsonl", help="run directory, metrics or episodes file")
+    p.add_argument(
+        "path", metavar="RUN_DIR|FILE.jsonl", help="run directory, metrics or episodes file"
+    )
     p.add_argument(
         "--task-counts",
         help="dataset counts per task for the temperature suggestion, e.g. pick=50000,pour=500",
@@ -367,8 +369,8 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     else:
         print(offline.format_result(result))
     severities = {f["severity"] for f in result["findings"]}
-    failing = {"warning": {"warning", "critical"}, "critical": {"critical"}}.get(args.fail_on, set())
-    return 1 if severities & failing else 0
+    failing = {"warning": {"warning", "critical"}, "critical": {"critical"}}.get(args.fail_on)
+    return 1 if failing and severities & failing else 0
 
 
 # --- main -----------------------------------------------------------------------

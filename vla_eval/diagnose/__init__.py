@@ -1,0 +1,40 @@
+"""Training diagnostics: detectors for the VLA failure table, live or offline.
+
+`Diagnose` watches a training loop (any PyTorch loop, or Lightning / Hugging Face
+through `vla_eval.diagnose.integrations`); `vla_eval.diagnose.offline` runs the same
+detectors over a finished run's ``metrics.jsonl`` or a rollouts file. Importing this
+package does not import torch; `Diagnose` imports it when it reads gradients.
+"""
+
+from vla_eval.diagnose.detectors import (
+    DETECTORS,
+    ActionJitter,
+    CatastrophicForgetting,
+    Detector,
+    GradientExplosion,
+    ModeCollapse,
+    Overfitting,
+    Signals,
+    TaskImbalance,
+    default_detectors,
+)
+from vla_eval.diagnose.findings import FAILURE_TABLE, SYMPTOMS, Finding
+from vla_eval.diagnose.monitor import Diagnose, GradientReading
+
+__all__ = [
+    "DETECTORS",
+    "FAILURE_TABLE",
+    "SYMPTOMS",
+    "ActionJitter",
+    "CatastrophicForgetting",
+    "Detector",
+    "Diagnose",
+    "Finding",
+    "GradientExplosion",
+    "GradientReading",
+    "ModeCollapse",
+    "Overfitting",
+    "Signals",
+    "TaskImbalance",
+    "default_detectors",
+]

@@ -1,0 +1,457 @@
+"""`Diagnose`: the detectors as a callback inside any PyTorch training loop.
+
+Call ``diag.step(...)`` after ``backward()`` and before ``optimizer.step()`` so it can
+read the gradients; call ``diag.evaluate(...)`` with the numbers of an eval pass. It
+gathers cheap signals (loss, total gradient norm from one fused op, per-task errors,
+action statistics every ``check_every`` steps), defers GPU->CPU copies to one per
+``sync_every`` steps, and runs the detectors of `vla_eval.diagnose.detectors`. It
+hooks nothing global and never changes the model or the optimizer. torch is
+imported inside the functions that need it, so importing `vla_eval.diagnose` stays
+light for offline use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vla_eval.diagnose.detectors import (
+    Detector,
+    DetectorSet,
+    Signals,
+    TaskErrorStats,
+    default_detectors,
+)
+from vla_eval.diagnose.findings import Finding
+from vla_eval.errors import UsageError
+
+SCHEMA = "vla-eval/diagnose/1"
+
+
+@dataclass(frozen=True)
+class GradientReading:
+    """Per-parameter gradient norms read from a model, still on its device.
+
+    Attributes:
+        names: parameter names, in registration order, of those with a gradient.
+        norms: (parameters,) float32 tensor of their gradient norms.
+        total: 0-d tensor, the total norm (the 2-norm of ``norms``).
+    """
+
+    names: tuple[str, ...]
+    norms: Any
+    total: Any
+
+
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "detach") and hasattr(value, "device")
+
+
+def _scalar(value: Any, name: str) -> float | None:
+    """A plain float from a number or one-element tensor/array (forces a sync)."""
+    if value is None:
+        return None
+    try:
+        if _is_tensor(value):
+            value = value.detach().float().item()
+        return float(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"{name} must be a number, got {type(value).__name__}: {exc}") from None
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    """numpy copy of a tensor or array-like, keeping integer bins integer."""
+    if _is_tensor(value):
+        value = value.detach()
+        if value.is_floating_point():
+            value = value.float()
+        return value.cpu().numpy()
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{name} must be an array, got {type(value).__name__}: {exc}") from None
+
+
+def _task_ids(task: Any, batch: int | None) -> np.ndarray:
+    """Task ids of a batch as an array of strings."""
+    if isinstance(task, str):
+        ids = np.full(batch or 1, task)
+    else:
+        ids = _array(task, "task").reshape(-1).astype(str)
+    if batch is not None and len(ids) != batch:
+        raise UsageError(f"task has {len(ids)} ids for a batch of {batch} actions")
+    return ids
+
+
+def _group(ids: np.ndarray, errors: np.ndarray) -> dict[str, TaskErrorStats]:
+    """task -> (n, sum, sum of squares) of per-sample errors."""
+    names, inverse = np.unique(ids, return_inverse=True)
+    n = np.bincount(inverse, minlength=len(names))
+    s = np.bincount(inverse, weights=errors, minlength=len(names))
+    ss = np.bincount(inverse, weights=errors * errors, minlength=len(names))
+    return {str(t): (float(n[i]), float(s[i]), float(ss[i])) for i, t in enumerate(names)}
+
+
+class Diagnose:
+    """Watch a training loop and flag the failure table's symptoms as they appear.
+
+    Args:
+        model: the ``torch.nn.Module`` being trained (its gradients are read), or
+            None to judge only the signals passed in.
+        fixes: attach the concrete fix to each finding.
+        check_every: run the array checks (mode collapse, jitter, per-task errors)
+            every this many calls to `step`.
+        sync_every: copy loss and gradient norm to the host once per this many
+            steps (default: every step on CPU, every ``check_every`` on GPU).
+            Findings always carry the step they happened at.
+        task_counts: dataset counts per task, used to suggest a sampling
+            temperature (else the observed shares are used).
+        thresholds: per-symptom overrides, e.g. ``{"overfitting": {"rise": 0.2}}``.
+        detectors: replace the default detectors entirely.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(4, 2)
+        >>> diag = Diagnose(model)
+        >>> loss = model(torch.randn(8, 4)).pow(2).mean()
+        >>> loss.backward()
+        >>> diag.step(0, loss=loss)
+        []
+        >>> _ = model.weight.grad.fill_(float("nan"))
+        >>> print(diag.step(1, loss=loss)[0].message)  # doctest: +ELLIPSIS
+        loss is 0... and gradient norm is nan; first non-finite gradient in parameter 'weight'.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        fixes: bool = True,
+        *,
+        check_every: int = 10,
+        sync_every: int | None = None,
+        task_counts: Mapping[str, float] | None = None,
+        thresholds: Mapping[str, Mapping[str, Any]] | None = None,
+        detectors: Sequence[Detector] | None = None,
+    ) -> None:
+        if int(check_every) < 1:
+            raise UsageError(f"check_every must be >= 1, got {check_every}")
+        if sync_every is not None and int(sync_every) < 1:
+            raise UsageError(f"sync_every must be >= 1, got {sync_every}")
+        if task_counts is not None:
+            bad = {k: v for k, v in task_counts.items() if not (float(v) > 0)}
+            if bad:
+                raise UsageError(f"task_counts must be positive, got {bad}")
+        self.model = model
+        self.check_every = int(check_every)
+        self._params = list(model.named_parameters()) if model is not None else []
+        on_cpu = all(p.device.type == "cpu" for _, p in self._params)
+        self.sync_every = int(sync_every or (1 if on_cpu else self.check_every))
+        if detectors is None:
+            detectors = default_detectors(thresholds, task_counts)
+        elif thresholds:
+            raise UsageError("pass either detectors or thresholds, not both")
+        self._set = DetectorSet(detectors, fixes=fixes)
+        self._pending: list[tuple[int, Any, Any, GradientReading | None, Any, str | None]] = []
+        self._calls = 0
+
+    # --- public -------------------------------------------------------------------
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding so far, in the order raised."""
+        return list(self._set.findings)
+
+    @property
+    def detectors(self) -> list[Detector]:
+        """The detectors in use (thresholds readable and settable as attributes)."""
+        return self._set.detectors
+
+    def read_gradients(self, model: Any = None) -> GradientReading | None:
+        """Per-parameter gradient norms with one fused op; no host sync.
+
+        Framework adapters call this where gradients exist before clipping, and pass
+        the reading to `step` later as ``gradients=``.
+
+        Args:
+            model: read this module instead of the one given at construction.
+        """
+        import torch
+
+        params = self._params if model is None else list(model.named_parameters())
+        names, grads = [], []
+        for name, p in params:
+            g = p.grad
+            if g is None:
+                continue
+            if g.is_sparse:
+                g = g.coalesce().values()
+            names.append(name)
+            grads.append(g.detach())
+        if not grads:
+            return None
+        try:
+            per_param = torch._foreach_norm(grads)
+        except (AttributeError, RuntimeError):  # old torch, or tensors on mixed devices
+            per_param = [torch.linalg.vector_norm(g) for g in grads]
+        device = per_param[0].device
+        norms = torch.stack([n.to(device=device, dtype=torch.float32) for n in per_param])
+        return GradientReading(tuple(names), norms, torch.linalg.vector_norm(norms))
+
+    def first_nonfinite_parameter(self, model: Any = None) -> str | None:
+        """Name of the first parameter whose gradient holds NaN/inf (one host sync)."""
+        reading = self.read_gradients(model)
+        if reading is None:
+            return None
+        return self._first_nonfinite(reading)
+
+    def step(
+        self,
+        step: int,
+        *,
+        loss: Any = None,
+        pred_actions: Any = None,
+        target_actions: Any = None,
+        task: Any = None,
+        loss_per_task: Mapping[str, Any] | None = None,
+        samples_per_task: Mapping[str, int] | None = None,
+        per_sample_loss: Any = None,
+        grad_norm: Any = None,
+        gradients: GradientReading | None = None,
+        nonfinite_param: str | None = None,
+        lr: float | None = None,
+    ) -> list[Finding]:
+        """Signals of one training step; returns the findings raised by this call.
+
+        Every keyword is optional. Call after ``backward()`` and before
+        ``optimizer.step()``.
+
+        Args:
+            step: the global training step.
+            loss: training loss (tensor or float).
+            pred_actions: predicted actions (batch, [chunk,] dim), float; or integer
+                bins; or logits (batch, [chunk,] dim, bins) with integer targets.
+            target_actions: target actions, float or integer bins.
+            task: task id per sample (strings or integers), or one string.
+            loss_per_task: task -> this batch's mean loss on that task.
+            samples_per_task: task -> samples of that task in this batch.
+            per_sample_loss: (batch,) loss per sample, with ``task``.
+            grad_norm: total gradient norm before clipping (e.g. what
+                ``clip_grad_norm_`` returned); if you clip before calling `step`,
+                pass it, since the gradients read afterwards are already clipped.
+            gradients: a `read_gradients` reading taken earlier in this step.
+            nonfinite_param: name of the first parameter with a NaN/inf gradient.
+            lr: the learning rate of this step (makes the fixes concrete).
+        """
+        step = int(step)
+        reading = gradients
+        if reading is None and self._params and grad_norm is None:
+            reading = self.read_gradients()
+        self._pending.append(
+            (step, _detached(loss), _detached(grad_norm), reading, lr, nonfinite_param)
+        )
+        check = self._calls % self.check_every == 0
+        self._calls += 1
+        new: list[Finding] = []
+        if check or len(self._pending) >= self.sync_every:
+            new += self.flush()
+        if check:
+            signals = self._array_signals(
+                step,
+                pred_actions,
+                target_actions,
+                task,
+                loss_per_task,
+                samples_per_task,
+                per_sample_loss,
+                lr,
+            )
+            if signals is not None:
+                new += self._set.feed(signals)
+        return new
+
+    def evaluate(
+        self,
+        step: int,
+        *,
+        heldout_loss: Any = None,
+        web_loss: Any = None,
+        web_accuracy: Any = None,
+        train_loss: Any = None,
+        rollout_actions: Sequence[Any] | None = None,
+        reference_actions: Sequence[Any] | None = None,
+        rollout_labels: Sequence[str] | None = None,
+    ) -> list[Finding]:
+        """Signals of an eval pass; returns the findings raised by this call.
+
+        Args:
+            step: the training step the eval belongs to.
+            heldout_loss: loss on held-out demonstrations (overfitting).
+            web_loss: vision-language loss on held-out web data (forgetting).
+            web_accuracy: vision-language accuracy in [0, 1] (forgetting).
+            train_loss: training loss to compare with (default: mean step loss since
+                the previous eval).
+            rollout_actions: executed actions of rollouts, each (time, dim) (jitter).
+            reference_actions: demonstration actions to compare the rollouts with.
+            rollout_labels: a name per rollout, for the evidence.
+        """
+        acc = _scalar(web_accuracy, "web_accuracy")
+        if acc is not None and not 0.0 <= acc <= 1.0:
+            raise UsageError(f"web_accuracy must be a fraction in [0, 1], got {acc}")
+        new = self.flush()
+        signals = Signals(
+            int(step),
+            heldout_loss=_scalar(heldout_loss, "heldout_loss"),
+            train_loss=_scalar(train_loss, "train_loss"),
+            web_loss=_scalar(web_loss, "web_loss"),
+            web_accuracy=acc,
+            rollout_actions=None
+            if rollout_actions is None
+            else [_array(a, "rollout_actions") for a in rollout_actions],
+            reference_actions=None
+            if reference_actions is None
+            else [_array(a, "reference_actions") for a in reference_actions],
+            rollout_labels=None if rollout_labels is None else list(rollout_labels),
+        )
+        return new + self._set.feed(signals)
+
+    def flush(self) -> list[Finding]:
+        """Judge the steps whose loss and gradient norm are still on the device."""
+        if not self._pending:
+            return []
+        pending, self._pending = self._pending, []
+        values = _to_host([(p[1], p[2], None if p[3] is None else p[3].total) for p in pending])
+        new: list[Finding] = []
+        for (step, _, _, reading, lr, name), (loss, given_norm, read_norm) in zip(
+            pending, values, strict=True
+        ):
+            grad_norm = given_norm if given_norm is not None else read_norm
+            nonfinite = (given_norm is not None and not math.isfinite(given_norm)) or (
+                read_norm is not None and not math.isfinite(read_norm)
+            )
+            if name is None and nonfinite:
+                if reading is not None:
+                    name = self._first_nonfinite(reading)
+                elif self._params:  # only the total was given: look at the grads now
+                    name = self.first_nonfinite_parameter()
+            signals = Signals(
+                step,
+                loss=loss,
+                grad_norm=grad_norm,
+                nonfinite_param=name,
+                lr=_scalar(lr, "lr"),
+            )
+            new += self._set.feed(signals)
+        return new
+
+    def thresholds(self) -> dict[str, dict[str, Any]]:
+        """symptom -> thresholds in use."""
+        return self._set.thresholds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Findings and thresholds for a run report (schema ``vla-eval/diagnose/1``)."""
+        self.flush()
+        counts: dict[str, int] = {}
+        for f in self._set.findings:
+            counts[f.symptom] = counts.get(f.symptom, 0) + 1
+        return {
+            "schema": SCHEMA,
+            "findings": [f.to_dict() for f in self._set.findings],
+            "counts": counts,
+            "thresholds": self.thresholds(),
+        }
+
+    # --- internals ----------------------------------------------------------------
+
+    @staticmethod
+    def _first_nonfinite(reading: GradientReading) -> str | None:
+        import torch
+
+        bad = (~torch.isfinite(reading.norms)).nonzero()
+        return reading.names[int(bad[0, 0])] if bad.numel() else None
+
+    def _array_signals(
+        self,
+        step: int,
+        pred: Any,
+        target: Any,
+        task: Any,
+        loss_per_task: Mapping[str, Any] | None,
+        samples_per_task: Mapping[str, int] | None,
+        per_sample_loss: Any,
+        lr: Any,
+    ) -> Signals | None:
+        pred_np = target_np = None
+        if pred is not None and target is not None:
+            if _is_tensor(pred) and pred.ndim == target.ndim + 1 and not target.is_floating_point():
+                pred = pred.argmax(dim=-1)  # logits -> bins, on the device
+            pred_np, target_np = _array(pred, "pred_actions"), _array(target, "target_actions")
+            if pred_np.ndim == target_np.ndim + 1 and np.issubdtype(target_np.dtype, np.integer):
+                pred_np = pred_np.argmax(axis=-1)
+            if pred_np.shape != target_np.shape:
+                raise UsageError(
+                    f"pred_actions shape {pred_np.shape} does not match target_actions "
+                    f"shape {target_np.shape}"
+                )
+            if pred_np.ndim == 2:  # (batch, dim): a chunk of one
+                pred_np, target_np = pred_np[:, None], target_np[:, None]
+        task_errors = None
+        if loss_per_task:
+            counts = dict(samples_per_task or {})
+            if not counts and task is not None:
+                ids, n = np.unique(_task_ids(task, None), return_counts=True)
+                counts = dict(zip(ids.tolist(), n.tolist(), strict=True))
+            task_errors = {}
+            for name, value in loss_per_task.items():
+                n = float(counts.get(str(name), counts.get(name, 1)))
+                v = _scalar(value, f"loss_per_task[{name!r}]")
+                if n > 0 and v is not None:
+                    task_errors[str(name)] = (n, v * n, None)
+        elif task is not None and (per_sample_loss is not None or pred_np is not None):
+            if per_sample_loss is not None:
+                errors = _array(per_sample_loss, "per_sample_loss").astype(np.float64).reshape(-1)
+            elif np.issubdtype(pred_np.dtype, np.integer):
+                errors = (pred_np != target_np).reshape(len(pred_np), -1).mean(axis=1)
+            else:
+                diff = (pred_np.astype(np.float64) - target_np).reshape(len(pred_np), -1)
+                errors = (diff * diff).mean(axis=1)
+            task_errors = _group(_task_ids(task, len(errors)), errors)
+        if pred_np is None and task_errors is None:
+            return None
+        return Signals(
+            step,
+            lr=_scalar(lr, "lr"),
+            pred_actions=pred_np,
+            target_actions=target_np,
+            task_errors=task_errors,
+        )
+
+
+def _detached(value: Any) -> Any:
+    return value.detach() if _is_tensor(value) else value
+
+
+def _to_host(rows: list[tuple[Any, ...]]) -> list[tuple[float | None, ...]]:
+    """Floats for every entry of ``rows``; all tensors cross to the host in one copy."""
+    tensors = [v for row in rows for v in row if _is_tensor(v)]
+    host: list[float] = []
+    if tensors:
+        import torch
+
+        device = tensors[0].device
+        # a loss given unreduced is judged by its mean
+        flat = torch.stack([t.to(device=device, dtype=torch.float32).mean() for t in tensors])
+        host = flat.tolist()
+    it = iter(host)
+    out = []
+    for row in rows:
+        out.append(
+            tuple(
+                None if v is None else next(it) if _is_tensor(v) else _scalar(v, "loss/grad_norm")
+                for v in row
+            )
+        )
+    return out

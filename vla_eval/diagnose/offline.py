@@ -1,0 +1,309 @@
+"""Run the detectors after the fact: over a finished run's metrics or over rollouts.
+
+``metrics.jsonl`` (one JSON object per logged step; schema in docs/diagnose.md) is
+replayed through the same detectors the live `Diagnose` uses, so a run judged
+offline gets the findings it would have got live (except the ones that need action
+arrays, which are not logged). An episodes file whose records carry the executed
+``actions`` is judged for rollout jitter, one verdict per policy. This module uses
+the standard library and numpy only; it must not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla_eval.diagnose.detectors import ActionJitter, DetectorSet, Signals, default_detectors
+from vla_eval.diagnose.findings import Finding
+from vla_eval.errors import DataError, UsageError
+
+SCHEMA = "vla-eval/diagnose/1"
+METRICS_FILE = "metrics.jsonl"
+_EVAL_KEYS = ("heldout_loss", "web_loss", "web_accuracy")
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": math.inf}
+
+
+def read_jsonl(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """(line number, object) for each record, and warnings.
+
+    A last line cut short by a crash (no newline at the end, not valid JSON) is
+    skipped with a warning; any other malformed line is an error naming the line.
+
+    Raises:
+        UsageError: the file cannot be read.
+        DataError: a malformed line, or a line that is not a JSON object.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text") from None
+    lines = text.split("\n")
+    records, warnings = [], []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            # json.loads also takes the NaN/Infinity tokens Python writes by default
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) and not text.endswith("\n"):
+                warnings.append(f"{path}:{i}: skipped a truncated last line (the run was cut off)")
+                continue
+            raise DataError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
+        records.append((i, obj))
+    return records, warnings
+
+
+def _number(value: Any, where: str, key: str) -> float | None:
+    """A logged number; null means "not measured"; "nan"/"inf" strings are non-finite."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise DataError(f"{where}: '{key}' must be a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in _NONFINITE:
+        return _NONFINITE[value.strip().lower()]
+    raise DataError(f"{where}: '{key}' must be a number, got {value!r}")
+
+
+def _mapping(value: Any, where: str, key: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: '{key}' must be an object {{task: number}}, got {value!r}")
+    out = {}
+    for task, v in value.items():
+        x = _number(v, where, f"{key}.{task}")
+        if x is not None:
+            out[str(task)] = x
+    return out
+
+
+def diagnose_metrics(
+    path: str | Path,
+    thresholds: Mapping[str, Mapping[str, Any]] | None = None,
+    task_counts: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Replay a run's ``metrics.jsonl`` through the detectors.
+
+    Args:
+        path: the metrics file.
+        thresholds: per-symptom overrides (see `default_detectors`).
+        task_counts: dataset counts per task, for the temperature suggestion.
+
+    Returns:
+        ``{"kind": "metrics", "records": n, "findings": [Finding...], "warnings": [...]}``.
+
+    Raises:
+        DataError: a malformed record or a file with no records.
+    """
+    path = Path(path)
+    records, warnings = read_jsonl(path)
+    if not records:
+        raise DataError(f"{path} has no records; expected one JSON object per logged step")
+    detectors = DetectorSet(default_detectors(thresholds, task_counts))
+    for line, rec in records:
+        where = f"{path}:{line}"
+        step = rec.get("step")
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise DataError(f"{where}: 'step' must be an integer, got {step!r}")
+        param = rec.get("nonfinite_param")
+        if param is not None and not isinstance(param, str):
+            raise DataError(f"{where}: 'nonfinite_param' must be a string, got {param!r}")
+        losses = _mapping(rec.get("loss_per_task"), where, "loss_per_task")
+        counts = _mapping(rec.get("samples_per_task"), where, "samples_per_task")
+        task_errors = {
+            t: (counts.get(t, 1.0), v * counts.get(t, 1.0), None)
+            for t, v in losses.items()
+            if counts.get(t, 1.0) > 0
+        }
+        detectors.feed(
+            Signals(
+                step,
+                loss=_number(rec.get("loss"), where, "loss"),
+                grad_norm=_number(rec.get("grad_norm"), where, "grad_norm"),
+                nonfinite_param=param,
+                lr=_number(rec.get("lr"), where, "lr"),
+                task_errors=task_errors or None,
+            )
+        )
+        evals = {k: _number(rec.get(k), where, k) for k in (*_EVAL_KEYS, "train_loss")}
+        if any(evals[k] is not None for k in _EVAL_KEYS):
+            acc = evals["web_accuracy"]
+            if acc is not None and not 0.0 <= acc <= 1.0:
+                raise DataError(f"{where}: 'web_accuracy' must be a fraction in [0, 1], got {acc}")
+            detectors.feed(Signals(step, **evals))
+    return {
+        "kind": "metrics",
+        "records": len(records),
+        "findings": detectors.findings,
+        "warnings": warnings,
+        "thresholds": detectors.thresholds(),
+    }
+
+
+def diagnose_episodes(
+    path: str | Path, thresholds: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Judge the executed actions of rollouts for jitter, one verdict per policy.
+
+    Each record needs ``actions``: a list of equal-length action vectors (time, dim).
+    Records without ``actions`` are counted and skipped.
+
+    Raises:
+        DataError: malformed actions, or no record with actions at all.
+    """
+    path = Path(path)
+    records, warnings = read_jsonl(path)
+    groups: dict[str, tuple[list[np.ndarray], list[str]]] = {}
+    skipped = 0
+    for line, rec in records:
+        if "actions" not in rec:
+            skipped += 1
+            continue
+        try:
+            actions = np.asarray(rec["actions"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{path}:{line}: 'actions' must be a list of equal-length number lists"
+            ) from None
+        if actions.ndim == 1:
+            actions = actions[:, None]
+        if actions.ndim != 2 or not np.isfinite(actions).all():
+            raise DataError(
+                f"{path}:{line}: 'actions' must be a (time, dim) list of finite numbers, "
+                f"got shape {actions.shape}"
+            )
+        policy = str(rec.get("policy", "policy"))
+        label = f"{rec.get('task', '?')}/seed {rec.get('seed', '?')}"
+        seqs, labels = groups.setdefault(policy, ([], []))
+        seqs.append(actions)
+        labels.append(label)
+    if not groups:
+        raise DataError(
+            f"no episode in {path} has an 'actions' list; rollout jitter needs the executed "
+            "actions of each episode"
+        )
+    if skipped:
+        warnings.append(f"{path}: {skipped} episode(s) without 'actions' were skipped")
+    kwargs = dict((thresholds or {}).get("action_jitter", {}))
+    findings: list[Finding] = []
+    for policy, (seqs, labels) in groups.items():
+        detector = ActionJitter(**kwargs)
+        found = detector.update(
+            Signals(None, rollout_actions=seqs, rollout_labels=[f"{policy} {x}" for x in labels])
+        )
+        if found is not None:
+            findings.append(found)
+    return {
+        "kind": "episodes",
+        "records": len(records),
+        "policies": sorted(groups),
+        "findings": findings,
+        "warnings": warnings,
+    }
+
+
+def _looks_like_episodes(path: Path) -> bool:
+    records, _ = read_jsonl(path)
+    if not records:
+        raise DataError(f"{path} has no records")
+    first = records[0][1]
+    schema = str(first.get("schema", ""))
+    return "actions" in first or schema.startswith("vla-eval/episode")
+
+
+def diagnose_path(
+    path: str | Path,
+    thresholds: Mapping[str, Mapping[str, Any]] | None = None,
+    task_counts: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Diagnose a run directory (its metrics.jsonl), a metrics file or an episodes file.
+
+    Returns:
+        A result with ``schema`` ``vla-eval/diagnose/1``, ``source``, ``kind``,
+        ``records``, ``findings`` (as dicts), ``counts`` per symptom and ``warnings``.
+
+    Raises:
+        UsageError: the path does not exist or the run has no metrics.jsonl.
+        DataError: malformed content.
+    """
+    path = Path(path)
+    if path.is_dir():
+        metrics = path / METRICS_FILE
+        if not metrics.is_file():
+            raise UsageError(
+                f"{path} has no {METRICS_FILE}; pass a run directory written by the trainer, "
+                "a metrics.jsonl or an episodes .jsonl"
+            )
+        result = diagnose_metrics(metrics, thresholds, task_counts)
+        source = metrics
+    elif path.is_file():
+        if _looks_like_episodes(path):
+            if task_counts:
+                raise UsageError("--task-counts applies to training metrics, not to episodes")
+            result = diagnose_episodes(path, thresholds)
+        else:
+            result = diagnose_metrics(path, thresholds, task_counts)
+        source = path
+    else:
+        raise UsageError(f"{path} does not exist")
+    findings: list[Finding] = result.pop("findings")
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.symptom] = counts.get(f.symptom, 0) + 1
+    return {
+        "schema": SCHEMA,
+        "source": str(source),
+        **result,
+        "findings": [f.to_dict() for f in findings],
+        "counts": counts,
+    }
+
+
+def format_result(result: Mapping[str, Any]) -> str:
+    """Human-readable lines: one per finding, then a summary."""
+    lines = [str(Finding.from_dict(f)) for f in result["findings"]]
+    what = "logged steps" if result["kind"] == "metrics" else "episodes"
+    n = len(result["findings"])
+    lines.append(
+        f"{n} finding{'s' if n != 1 else ''} in {result['records']} {what} ({result['source']})"
+        if n
+        else f"no findings in {result['records']} {what} ({result['source']})"
+    )
+    lines.extend(f"warning: {w}" for w in result.get("warnings", []))
+    return "\n".join(lines)
+
+
+def parse_task_counts(text: str) -> dict[str, float]:
+    """``pick=50000,place=30000`` -> {"pick": 50000.0, "place": 30000.0}.
+
+    >>> parse_task_counts("pick=50000, pour=500")
+    {'pick': 50000.0, 'pour': 500.0}
+    """
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        try:
+            count = float(value)
+        except ValueError:
+            count = math.nan
+        if not sep or not name or not math.isfinite(count) or count <= 0:
+            raise UsageError(
+                f"--task-counts: expected task=count pairs with positive counts, got {part!r}"
+            )
+        if name in out:
+            raise UsageError(f"--task-counts: task {name!r} given twice")
+        out[name] = count
+    return out
