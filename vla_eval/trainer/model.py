@@ -1,0 +1,503 @@
+"""TinyVLA: a vision-language-action model small enough to train on a CPU in minutes.
+
+It has the named parts the recipe freezes and unfreezes stage by stage:
+``vision_encoder`` (a small conv net on 64x64 RGB images -> a grid of visual
+features), ``projection`` (visual features and the proprioceptive state -> backbone
+width), ``backbone`` (a bidirectional transformer over text tokens, visual tokens,
+a state token, H learned action-query tokens and one answer-query token),
+``action_head`` (per action query, logits over the bins of every action dimension:
+an action chunk of H steps x D dims) and ``lm_head`` (answer logits for web-style
+visual question answering). Every parameter belongs to exactly one part, so
+freezing by part is exact. The architecture mirrors a token-predicting VLA (RT-2,
+OpenVLA) with parallel decoding of a whole chunk (as in OpenVLA-OFT) in place of
+autoregressive decoding, which a model this small does not need. This module
+depends on torch and `vla_eval.actions`; nothing else in the project may be
+required to build or run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla_eval.actions import ActionTokenizer
+from vla_eval.errors import UsageError
+
+PARTS: tuple[str, ...] = ("vision_encoder", "projection", "backbone", "action_head", "lm_head")
+PAD_ID = 0
+IGNORE_INDEX = -100  # answer label of a robot example (no VQA answer)
+
+
+@dataclass(frozen=True)
+class TinyVLAConfig:
+    """Architecture of a TinyVLA; `to_dict()` is what a checkpoint stores.
+
+    Attributes:
+        image_size: side of the square RGB input, divisible by 16.
+        text_vocab_size: word-level instruction vocabulary, id 0 is PAD.
+        max_text_len: longest instruction in tokens.
+        state_dim: proprioceptive state size; 0 means the model takes no state.
+        action_dim: D, action dimensions (7 like OpenVLA).
+        horizon: H, actions per predicted chunk.
+        n_bins: bins per action dimension (must match the ActionTokenizer).
+        n_answers: size of the web-VQA answer vocabulary.
+        width: transformer width.
+        depth: transformer layers.
+        heads: attention heads.
+        mlp_ratio: hidden size of the feed-forward block / width.
+        vision_channels: channels of the conv encoder's last layer.
+        dropout: dropout in the backbone.
+        lora_rank: 0, or the rank of LoRA adapters on the backbone's linear layers
+            (set by `add_lora`, so a checkpoint rebuilds them).
+        lora_alpha: LoRA scaling numerator (scale = alpha / rank).
+        lora_dropout: dropout on the LoRA input.
+    """
+
+    image_size: int = 64
+    text_vocab_size: int = 512
+    max_text_len: int = 16
+    state_dim: int = 5  # the built-in world's proprioception
+    action_dim: int = 7
+    horizon: int = 8
+    n_bins: int = 256
+    n_answers: int = 64
+    width: int = 96
+    depth: int = 3
+    heads: int = 4
+    mlp_ratio: int = 4
+    vision_channels: int = 64
+    dropout: float = 0.0
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "image_size", "text_vocab_size", "max_text_len", "action_dim", "horizon",
+            "n_answers", "width", "depth", "heads", "mlp_ratio", "vision_channels",
+        )  # fmt: skip
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"model config: {name} must be a positive integer, got {value!r}")
+        if self.image_size % 16:
+            raise UsageError(
+                f"model config: image_size must be divisible by 16, got {self.image_size}"
+            )
+        if self.n_bins < 2:
+            raise UsageError(f"model config: n_bins must be >= 2, got {self.n_bins}")
+        if self.state_dim < 0 or self.lora_rank < 0:
+            raise UsageError("model config: state_dim and lora_rank must be >= 0")
+        if self.width % self.heads:
+            raise UsageError(
+                f"model config: width {self.width} must be divisible by heads {self.heads}"
+            )
+        if not 0 <= self.dropout < 1 or not 0 <= self.lora_dropout < 1:
+            raise UsageError("model config: dropout must lie in [0, 1)")
+
+    @property
+    def vision_tokens(self) -> int:
+        """Visual tokens per image: the conv encoder downsamples by 16 per side."""
+        return (self.image_size // 16) ** 2
+
+    @property
+    def seq_len(self) -> int:
+        """Backbone sequence: text, visual, state (if any), H action queries, 1 answer query."""
+        return self.max_text_len + self.vision_tokens + (self.state_dim > 0) + self.horizon + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TinyVLAConfig:
+        """Build from `to_dict()` output; an unknown key is an error naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"model config: unknown key(s) {', '.join(unknown)}")
+        return cls(**dict(data))
+
+
+class ModelOutput(NamedTuple):
+    """What `TinyVLA.forward` returns.
+
+    Attributes:
+        action_logits: (B, H, D, n_bins).
+        answer_logits: (B, n_answers).
+    """
+
+    action_logits: torch.Tensor
+    answer_logits: torch.Tensor
+
+
+class VisionEncoder(nn.Module):
+    """Conv net: uint8 (B, S, S, 3) images -> (B, (S/16)^2, vision_channels) features.
+
+    Two coordinate channels (x and y in [-1, 1]) are appended to the image, as in
+    CoordConv (Liu et al., 2018): where things are is most of what a tabletop policy
+    needs, and a plain conv net learns absolute position only slowly.
+    """
+
+    def __init__(self, channels: int, image_size: int) -> None:
+        super().__init__()
+        c = channels
+        axis = torch.linspace(-1.0, 1.0, image_size)
+        grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"))  # (2, S, S): x, y
+        self.register_buffer("coords", grid.unsqueeze(0), persistent=False)
+        self.net = nn.Sequential(
+            nn.Conv2d(5, 32, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 48, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(48, c, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.ReLU(),
+        )  # fmt: skip
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        # Images arrive channels-last like the world renders them; centre to about [-1, 1].
+        x = (x.permute(0, 3, 1, 2) - 0.5) / 0.25
+        x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
+        return self.net(x).flatten(2).transpose(1, 2)
+
+
+class Projection(nn.Module):
+    """Visual features and proprioceptive state -> backbone width, with visual positions."""
+
+    def __init__(self, config: TinyVLAConfig) -> None:
+        super().__init__()
+        self.visual = nn.Linear(config.vision_channels, config.width)
+        self.visual_pos = nn.Parameter(torch.randn(config.vision_tokens, config.width) * 0.02)
+        self.state = nn.Linear(config.state_dim, config.width) if config.state_dim else None
+
+    def forward(
+        self, features: torch.Tensor, state: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        visual = self.visual(features) + self.visual_pos
+        if self.state is None:
+            return visual, None
+        return visual, self.state(state).unsqueeze(1)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; explicit `qkv`/`proj`/`fc1`/`fc2` linears are LoRA targets."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, mlp_ratio * width)
+        self.fc2 = nn.Linear(mlp_ratio * width, width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        b, n, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, w // self.heads).unbind(2)
+        a = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, n, w)))
+        return x + self.drop(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
+
+
+class Backbone(nn.Module):
+    """Text embedding, positions and a stack of bidirectional transformer blocks."""
+
+    def __init__(self, config: TinyVLAConfig) -> None:
+        super().__init__()
+        self.tok_emb = nn.Embedding(config.text_vocab_size, config.width, padding_idx=PAD_ID)
+        self.pos_emb = nn.Parameter(torch.randn(config.seq_len, config.width) * 0.02)
+        self.blocks = nn.ModuleList(
+            Block(config.width, config.heads, config.mlp_ratio, config.dropout)
+            for _ in range(config.depth)
+        )
+        self.norm = nn.LayerNorm(config.width)
+
+    def forward(self, tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """tokens (B, N, W) already embedded; keep (B, N) bool, False for padding."""
+        x = tokens + self.pos_emb[: tokens.shape[1]]
+        # (B, 1, 1, N) boolean mask: every position may attend to every non-padding key.
+        mask = keep[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
+
+
+class ActionHead(nn.Module):
+    """H learned action queries and a linear map from each to D x n_bins logits."""
+
+    def __init__(self, config: TinyVLAConfig) -> None:
+        super().__init__()
+        self.action_dim, self.n_bins = config.action_dim, config.n_bins
+        self.queries = nn.Parameter(torch.randn(config.horizon, config.width) * 0.02)
+        self.out = nn.Linear(config.width, config.action_dim * config.n_bins)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        b, h, _ = hidden.shape
+        return self.out(hidden).view(b, h, self.action_dim, self.n_bins)
+
+
+class LanguageHead(nn.Module):
+    """One learned answer query and a linear map to answer logits."""
+
+    def __init__(self, config: TinyVLAConfig) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, config.width) * 0.02)
+        self.out = nn.Linear(config.width, config.n_answers)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.out(hidden)
+
+
+class TinyVLA(nn.Module):
+    """Vision-language-action model with the recipe's five named parts.
+
+    Args:
+        config: a `TinyVLAConfig` (or its dict form).
+
+    Example:
+        >>> model = TinyVLA(TinyVLAConfig(horizon=2))
+        >>> images = torch.zeros(3, 64, 64, 3, dtype=torch.uint8)
+        >>> out = model(images, torch.ones(3, 5, dtype=torch.long), torch.zeros(3, 5))
+        >>> tuple(out.action_logits.shape), tuple(out.answer_logits.shape)
+        ((3, 2, 7, 256), (3, 64))
+    """
+
+    def __init__(self, config: TinyVLAConfig | Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        if config is None:
+            config = TinyVLAConfig()
+        elif isinstance(config, Mapping):
+            config = TinyVLAConfig.from_dict(config)
+        lora = (config.lora_rank, config.lora_alpha, config.lora_dropout)
+        self.config = dataclasses.replace(config, lora_rank=0)
+        self.vision_encoder = VisionEncoder(config.vision_channels, config.image_size)
+        self.projection = Projection(config)
+        self.backbone = Backbone(config)
+        self.action_head = ActionHead(config)
+        self.lm_head = LanguageHead(config)
+        self.apply(_init_weights)
+        if lora[0]:
+            self.add_lora(*lora)
+
+    # --- forward --------------------------------------------------------------
+
+    def forward(
+        self, images: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor | None = None
+    ) -> ModelOutput:
+        """Action-chunk and answer logits.
+
+        Args:
+            images: (B, S, S, 3) uint8 (or float in [0, 1]) RGB, channels last.
+            text_ids: (B, L) int instruction/question ids, 0 = PAD, L <= max_text_len.
+            state: (B, state_dim) proprioceptive state; required iff state_dim > 0.
+
+        Returns:
+            `ModelOutput` with action_logits (B, H, D, n_bins), answer_logits (B, n_answers).
+        """
+        cfg = self.config
+        self._check_inputs(images, text_ids, state)
+        b = images.shape[0]
+        visual, state_tok = self.projection(self.vision_encoder(images), state)
+        # Right-pad to max_text_len so every other token keeps a fixed position.
+        text_ids = F.pad(text_ids, (0, cfg.max_text_len - text_ids.shape[1]), value=PAD_ID)
+        text = self.backbone.tok_emb(text_ids)
+        parts = [text, visual]
+        if state_tok is not None:
+            parts.append(state_tok)
+        parts += [
+            self.action_head.queries.expand(b, -1, -1),
+            self.lm_head.query.expand(b, -1, -1),
+        ]
+        tokens = torch.cat(parts, dim=1)
+        keep = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        keep[:, : cfg.max_text_len] = text_ids != PAD_ID
+        hidden = self.backbone(tokens, keep)
+        action_logits = self.action_head(hidden[:, -cfg.horizon - 1 : -1])
+        answer_logits = self.lm_head(hidden[:, -1])
+        return ModelOutput(action_logits, answer_logits)
+
+    @torch.no_grad()
+    def predict_bins(
+        self, images: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Most likely bin per chunk step and dimension, (B, H, D) int64."""
+        return self(images, text_ids, state).action_logits.argmax(-1)
+
+    @torch.no_grad()
+    def predict_actions(
+        self,
+        images: torch.Tensor,
+        text_ids: torch.Tensor,
+        state: torch.Tensor | None = None,
+        tokenizer: ActionTokenizer | None = None,
+    ) -> np.ndarray:
+        """Continuous action chunks, (B, H, D) float64 numpy (for numpy environments).
+
+        The argmax bin of each dimension is decoded to its bin centre by `tokenizer`
+        (default: the uniform 256-bin tokenizer over [-1, 1], which needs n_bins=256).
+        """
+        tok = tokenizer if tokenizer is not None else ActionTokenizer(n_bins=self.config.n_bins)
+        if tok.n_bins != self.config.n_bins:
+            raise UsageError(
+                f"tokenizer has {tok.n_bins} bins but the model predicts {self.config.n_bins}"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            bins = self.predict_bins(images, text_ids, state)
+        finally:
+            self.train(was_training)
+        return tok.decode(bins.cpu().numpy())
+
+    # --- parts ----------------------------------------------------------------
+
+    def part_parameters(self) -> dict[str, int]:
+        """Number of parameters in each named part."""
+        return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in PARTS}
+
+    def add_lora(self, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> None:
+        """Inject LoRA adapters (peft) into every linear layer of the backbone.
+
+        The adapters start as a zero update (peft initialises B to 0), so the model's
+        outputs are unchanged until they train. The config records the rank so that a
+        checkpoint rebuilds the same modules. Needs the optional extra ``lora``.
+        """
+        if self.config.lora_rank:
+            raise UsageError("this model already has LoRA adapters")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise UsageError(f"LoRA rank must be an integer >= 1, got {rank!r}")
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError:
+            raise UsageError(
+                "LoRA needs the optional dependency peft: pip install 'vla-eval[lora]'"
+            ) from None
+        targets = sorted(
+            {
+                name.rsplit(".", 1)[-1]
+                for name, m in self.backbone.named_modules()
+                if isinstance(m, nn.Linear)
+            }
+        )
+        lora_config = LoraConfig(
+            r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"
+        )
+        inject_adapter_in_model(lora_config, self.backbone)
+        self.config = dataclasses.replace(
+            self.config, lora_rank=rank, lora_alpha=float(alpha), lora_dropout=float(dropout)
+        )
+
+    # --- internals ------------------------------------------------------------
+
+    def _check_inputs(
+        self, images: torch.Tensor, text_ids: torch.Tensor, state: torch.Tensor | None
+    ) -> None:
+        cfg = self.config
+        s = cfg.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (s, s, 3):
+            raise UsageError(f"images must have shape (B, {s}, {s}, 3), got {tuple(images.shape)}")
+        if text_ids.ndim != 2 or text_ids.shape[0] != images.shape[0]:
+            raise UsageError(f"text_ids must have shape (B, L), got {tuple(text_ids.shape)}")
+        if text_ids.shape[1] > cfg.max_text_len:
+            raise UsageError(
+                f"instructions are {text_ids.shape[1]} tokens, longer than max_text_len {cfg.max_text_len}"
+            )
+        if text_ids.numel() and (
+            int(text_ids.min()) < 0 or int(text_ids.max()) >= cfg.text_vocab_size
+        ):
+            raise UsageError(
+                f"text ids must lie in 0..{cfg.text_vocab_size - 1} (the model's text vocabulary)"
+            )
+        if cfg.state_dim and (
+            state is None or tuple(state.shape) != (images.shape[0], cfg.state_dim)
+        ):
+            got = None if state is None else tuple(state.shape)
+            raise UsageError(f"state must have shape (B, {cfg.state_dim}), got {got}")
+        if not cfg.state_dim and state is not None:
+            raise UsageError("this model was built with state_dim=0 and takes no state")
+
+
+def _init_weights(module: nn.Module) -> None:
+    # Small-normal init as in GPT-2 / nanoGPT: keeps a deep-ish tiny model stable at LR 1e-3.
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+
+# --- losses -------------------------------------------------------------------
+
+
+def action_loss(
+    logits: torch.Tensor,
+    target_bins: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy over action bins, averaged over valid entries.
+
+    Args:
+        logits: (B, H, D, n_bins).
+        target_bins: (B, H, D) int64 bin indices.
+        mask: (B, H) or (B, H, D) bool, False for padding past an episode's end.
+        weights: (B,) per-example weights (e.g. per-task loss weights); the loss is
+            ``sum(w * m * ce) / sum(w * m)``.
+
+    Returns:
+        Scalar loss; 0 (with a gradient path) if nothing is valid.
+    """
+    if logits.ndim != 4 or tuple(target_bins.shape) != tuple(logits.shape[:3]):
+        raise UsageError(
+            f"action logits (B, H, D, n_bins) {tuple(logits.shape)} do not match targets "
+            f"(B, H, D) {tuple(target_bins.shape)}"
+        )
+    ce = F.cross_entropy(logits.flatten(0, 2), target_bins.flatten(), reduction="none")
+    ce = ce.view(target_bins.shape)
+    w = torch.ones_like(ce)
+    if mask is not None:
+        m = mask.to(ce.dtype)
+        w = w * (m.unsqueeze(-1) if m.ndim == 2 else m)
+    if weights is not None:
+        w = w * weights.to(ce.dtype).view(-1, 1, 1)
+    total = w.sum()
+    return (ce * w).sum() / total.clamp_min(torch.finfo(ce.dtype).tiny)
+
+
+def web_loss(
+    answer_logits: torch.Tensor, answers: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy of web-VQA answers; rows labelled `IGNORE_INDEX` (-100) do not count.
+
+    Args:
+        answer_logits: (B, n_answers).
+        answers: (B,) int64 answer ids or -100.
+        weights: optional (B,) per-example weights.
+
+    Returns:
+        Scalar loss; 0 if no row has an answer.
+    """
+    valid = answers != IGNORE_INDEX
+    ce = F.cross_entropy(answer_logits, answers.clamp_min(0), reduction="none")
+    w = valid.to(ce.dtype)
+    if weights is not None:
+        w = w * weights.to(ce.dtype)
+    return (ce * w).sum() / w.sum().clamp_min(torch.finfo(ce.dtype).tiny)
