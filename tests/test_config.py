@@ -76,3 +76,19 @@ def test_errors_name_key_and_file(tmp_path, text, fragment) -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(UsageError, match="no such file"):
         read_toml(tmp_path / "nope.toml")
+
+
+@dataclass(frozen=True)
+class Fixed:
+    pair: tuple[float, int] = (1.0, 2)
+
+
+def test_fixed_length_tuple(tmp_path) -> None:
+    path = write(tmp_path, "pair = [3, 4]\n")
+    assert from_dict(Fixed, read_toml(path), str(path)).pair == (3.0, 4)
+    path = write(tmp_path, 'pair = [3, "x"]\n')
+    with pytest.raises(UsageError, match=r"pair\[1\] must be an integer"):
+        from_dict(Fixed, read_toml(path), str(path))
+    path = write(tmp_path, "pair = [3]\n")
+    with pytest.raises(UsageError, match="a list of 2 items"):
+        from_dict(Fixed, read_toml(path), str(path))

@@ -373,6 +373,43 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     return 1 if failing and severities & failing else 0
 
 
+# --- train ----------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the reference TinyVLA with a protocol's recipe",
+        description="Train TinyVLA on the built-in world with the recipe of a protocol file "
+        "(its [train] section). Writes metrics.jsonl, checkpoints/, findings.json and run.json.",
+    )
+    p.add_argument("protocol", help="protocol TOML file, e.g. protocols/quickstart.toml")
+    p.add_argument("--out", help="run directory (default: runs/<protocol name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from vla_eval.protocol import load_protocol
+    from vla_eval.trainer.train import train
+
+    protocol = load_protocol(args.protocol)
+    out = args.out or f"runs/{protocol.name}"
+    result = train(protocol.train, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    print(
+        f"trained {protocol.name}: {result.steps} steps in {result.seconds:.0f} s; "
+        f"final loss {result.final_loss:.4f}; checkpoint {result.checkpoint}"
+    )
+    for split, m in sorted(result.heldout.get("heldout", {}).items()):
+        print(
+            f"  held-out {split}: action loss {m['loss']:.3f}, bin accuracy "
+            f"{100 * m['accuracy']:.1f}%, L1 {m['l1']:.3f}"
+        )
+    print(f"  {len(result.findings)} Diagnose finding(s); see {out}/findings.json")
+    return 0
+
+
 # --- main -----------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -382,6 +419,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_compare,
     _add_plan,
     _add_diagnose,
+    _add_train,
 ]
 
 

@@ -87,7 +87,7 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
             raise bad(f"a list of {len(args)} items")
         return tuple(
             _convert(v, a, f"{where}[{i}]", source)
-            for i, (v, a) in enumerate(zip(args, value, strict=True))
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
         )
     if origin is dict or origin is typing.Mapping:
         _, vt = get_args(tp)

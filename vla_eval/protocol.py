@@ -1,0 +1,78 @@
+"""Protocol files: TOML -> frozen dataclasses, and the runs they describe.
+
+A protocol names a training run (`[train]`, mapped onto `TrainConfig`), how its
+policy is evaluated (`[evaluate]`), and, for an experiment, the variants to compare
+(`[experiment]`). Reading is strict: an unknown key, a wrong type or a missing
+section is a `UsageError` naming the key and the file. Depends on `vla_eval.config`
+and the trainer's config dataclasses (torch is imported by the trainer modules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vla_eval.config import from_dict, read_toml
+from vla_eval.errors import UsageError
+from vla_eval.trainer.train import TrainConfig
+
+SCHEMA = "vla-eval/protocol/1"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How a trained policy is evaluated.
+
+    Attributes:
+        trials: online episodes per (task, split), seeds 0..trials-1.
+        splits: splits to roll out.
+        execute: actions of each predicted chunk executed before asking again.
+        chunk_mode: ``open-loop`` or ``ensemble`` (temporal ensembling).
+        batch_size: episodes stepped together.
+        offline: also score held-out demonstrations offline.
+    """
+
+    trials: int = 25
+    splits: tuple[str, ...] = ("seen", "unseen")
+    execute: int = 4
+    chunk_mode: str = "open-loop"
+    batch_size: int = 100
+    offline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise UsageError(f"evaluate.trials must be at least 1, got {self.trials}")
+        if self.chunk_mode not in ("open-loop", "ensemble"):
+            raise UsageError(
+                f"evaluate.chunk_mode must be open-loop or ensemble, got {self.chunk_mode!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A protocol file: one training run and its evaluation (and maybe an experiment)."""
+
+    name: str
+    train: TrainConfig
+    description: str = ""
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    experiment: dict[str, Any] | None = None
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Read and validate a protocol file.
+
+    Raises:
+        UsageError: missing file, invalid TOML, an unknown key or a wrong type
+            (the message names the key and the file).
+    """
+    raw = read_toml(path)
+    if "train" not in raw:
+        raise UsageError(f"{path}: missing required section [train]")
+    if "name" not in raw:
+        raw = {**raw, "name": Path(path).stem}
+    train = raw.get("train")
+    if isinstance(train, dict) and "name" not in train:
+        raw["train"] = {**train, "name": raw["name"]}
+    return from_dict(Protocol, raw, str(path))
