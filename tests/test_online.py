@@ -52,8 +52,12 @@ def keyed(path: Path) -> dict:
 
 def run(path: Path, **kw) -> Path:
     env = TabletopEnv()
-    cfg = online.OnlineConfig(trials=kw.pop("trials", 6), policy_name="expert",
-                              batch_size=kw.pop("batch_size", 8), **kw.pop("cfg", {}))
+    cfg = online.OnlineConfig(
+        trials=kw.pop("trials", 6),
+        policy_name="expert",
+        batch_size=kw.pop("batch_size", 8),
+        **kw.pop("cfg", {}),
+    )
     return online.run(env, ExpertPolicy(env, noise=0.2), cfg, path, progress=False, **kw)
 
 
@@ -133,7 +137,9 @@ def test_chunk_execution_modes() -> None:
     cfg = online.OnlineConfig(trials=2, max_steps=8, chunk_mode="open-loop", record_actions=True)
     results = [r for _, r in online.rollout_batch(env, chunked, batch, cfg)]
     assert len(calls) == 2  # 8 steps, chunk of 4 executed open loop: 2 queries
-    assert [a[0] for a in results[0]["actions"][:4]] == pytest.approx([-1, -1 / 3, 1 / 3, 1], abs=1e-5)
+    assert [a[0] for a in results[0]["actions"][:4]] == pytest.approx(
+        [-1, -1 / 3, 1 / 3, 1], abs=1e-5
+    )
     calls.clear()
     cfg = online.OnlineConfig(trials=2, max_steps=8, chunk_mode="ensemble", record_actions=True)
     results = [r for _, r in online.rollout_batch(env, chunked, batch, cfg)]
@@ -190,3 +196,68 @@ def keyed_lenient(path: Path) -> dict:
             continue
         out[(r["task"], r["split"], r["seed"])] = r["success"]
     return out
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from vla_eval.protocol import load_protocol
+    from vla_eval.trainer.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    protocol = load_protocol(Path(__file__).parents[1] / "protocols" / "smoke.toml")
+    return train(protocol.train, out_dir=out, progress=False).checkpoint
+
+
+def test_cli_expert_report(tmp_path, capsys) -> None:
+    from vla_eval.cli import main
+
+    out = tmp_path / "e.jsonl"
+    code = main(["online", "expert", "--trials", "4", "--out", str(out), "--no-progress", "--json"])
+    assert code == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["schema"] == "vla-eval/report/1"
+    seen = next(s for s in body["splits"] if s["split"] == "seen")["pooled"]
+    assert seen["trials"] == 16 and seen["successes"] >= 15
+
+
+def test_cli_checkpoint_rollout_and_bad_input(tmp_path, capsys, tiny_checkpoint) -> None:
+    from vla_eval.cli import main
+
+    out = tmp_path / "c.jsonl"
+    argv = [
+        "online",
+        str(tiny_checkpoint),
+        "--trials",
+        "2",
+        "--tasks",
+        "pick",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    recs = records(out)
+    assert len(recs) == 4 and {r["split"] for r in recs} == {"seen", "unseen"}
+    assert recs[0]["policy"] == tiny_checkpoint.stem
+    capsys.readouterr()
+    for bad, fragment in [
+        (argv, "--resume"),  # the file exists
+        ([*argv[:-1], "--resume", "--max-steps", "3", "--no-progress"], "different run"),
+        (["online", str(tmp_path / "none.pt")], "no such checkpoint"),
+        (
+            ["online", str(tiny_checkpoint), "--splits", "train", "--out", str(tmp_path / "x")],
+            "unknown split",
+        ),
+        (
+            ["online", str(tiny_checkpoint), "--tasks", "fly", "--out", str(tmp_path / "y")],
+            "unknown task",
+        ),
+        (["online", "expert", "--env", "mujoco"], "unknown environment"),
+        (["online", "expert", "--shard", "2/2"], "shard"),
+    ]:
+        assert main(bad) == 2, bad
+        err = capsys.readouterr().err
+        assert fragment in err and err.count("\n") == 1

@@ -410,6 +410,113 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- online ---------------------------------------------------------------------
+
+
+def _add_online(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "online",
+        help="roll a policy out in a simulated world and report success rates",
+        description="Roll a checkpoint (or the environment's scripted expert: POLICY=expert) "
+        "out over every task x split with seeds 0..N-1, append one episode record per "
+        "finished episode, and print the success report. Crash-safe: --resume finishes an "
+        "interrupted run exactly; --shard i/N splits the work.",
+    )
+    p.add_argument("policy", metavar="CKPT", help="checkpoint file, or 'expert'")
+    p.add_argument(
+        "--env", default="tabletop", help="tabletop (default), metaworld, metaworld-ml10"
+    )
+    p.add_argument("--trials", type=int, default=50, help="episodes per task and split")
+    p.add_argument("--splits", default="seen,unseen", help="comma-separated splits")
+    p.add_argument("--tasks", help="comma-separated task names (default: all)")
+    p.add_argument("--out", help="episodes file (default: CKPT with .episodes.jsonl)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    p.add_argument("--shard", default="0/1", help="i/N: run every N-th batch, starting at i")
+    p.add_argument("--max-steps", type=int, help="step limit per episode")
+    p.add_argument("--chunk-mode", default="open-loop", help="open-loop or ensemble")
+    p.add_argument("--execute", type=int, help="actions executed per predicted chunk")
+    p.add_argument("--batch-size", type=int, default=64, help="episodes stepped together")
+    p.add_argument("--record-actions", action="store_true", help="store executed actions")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_online)
+
+
+def _split_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise UsageError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _run_online(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vla_eval import online
+    from vla_eval import report as rep
+    from vla_eval.episodes import load_episodes
+
+    env = online.make_env(args.env)
+    if args.policy == "expert":
+        if args.env == "tabletop":
+            from vla_eval.envs.tabletop import ExpertPolicy
+        else:
+            from vla_eval.envs.metaworld import MetaWorldExpertPolicy as ExpertPolicy
+        policy, policy_id, name = ExpertPolicy(env), f"expert:{args.env}", "expert"
+        out = Path(args.out or f"expert-{args.env}.episodes.jsonl")
+    else:
+        path = Path(args.policy)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such checkpoint file")
+        policy = online.CheckpointPolicy(path)
+        if policy.action_dim != env.action_dim:
+            raise UsageError(
+                f"{path} predicts {policy.action_dim}-D actions but {env.name} takes "
+                f"{env.action_dim}-D actions: this checkpoint does not fit this environment"
+            )
+        policy_id, name = policy.fingerprint(), f"{path.stem}"
+        out = Path(args.out or path.with_suffix(".episodes.jsonl"))
+    config = online.OnlineConfig(
+        trials=args.trials,
+        splits=_split_list(args.splits) or (),
+        tasks=_split_list(args.tasks),
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        chunk_mode=args.chunk_mode,
+        execute=args.execute,
+        record_actions=args.record_actions,
+        policy_name=name,
+    )
+    limit = getattr(env, "max_seeds", None)
+    if limit is not None and args.trials > limit:
+        raise UsageError(
+            f"{env.name} has {limit} distinct episodes per task; --trials {args.trials} is too many"
+        )
+    shard = online.parse_shard(args.shard)
+    online.run(
+        env,
+        policy,
+        config,
+        out,
+        policy_id=policy_id,
+        resume=args.resume,
+        shard=shard,
+        progress=not args.no_progress,
+    )
+    table = _load_quietly(lambda: load_episodes([out]))
+    report = rep.build_report(table, splits=config.splits)
+    if args.json:
+        from vla_eval.results import provenance
+
+        _print_json({**report, "episodes_file": str(out), "provenance": provenance()})
+    else:
+        print(rep.format_report(report))
+        print(f"\nepisodes: {out}")
+    return 0
+
+
 # --- main -----------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -420,6 +527,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_plan,
     _add_diagnose,
     _add_train,
+    _add_online,
 ]
 
 

@@ -272,6 +272,8 @@ class MetaWorldEnv:
     """
 
     name = "metaworld"
+    #: Distinct episodes per task and split (seeds 0..49): more trials would repeat them.
+    max_seeds = GOALS_PER_TASK
     action_dim = ACTION_DIM
     packages = PACKAGES
 

@@ -849,3 +849,22 @@ class ScriptedExpert:
         actions[:, 5] = tilt
         actions[:, 6] = grip_cmd
         return np.clip(actions, -1.0, 1.0)
+
+
+class ExpertPolicy:
+    """The scripted expert behind the rollout `Policy` interface (a reference policy).
+
+    It reads the environment's privileged scene, so it is bound to one `TabletopEnv`;
+    `vla_eval.online` calls ``reset(n)`` after each batch's reset and passes
+    ``obs["env_index"]``, the batch rows it wants actions for.
+    """
+
+    def __init__(self, env: TabletopEnv, quality: DemoQuality | None = None) -> None:
+        self.env = env
+        self.expert = ScriptedExpert(quality or DemoQuality())
+
+    def reset(self, n: int) -> None:
+        self.expert.reset(self.env, self.env._seeds)
+
+    def __call__(self, obs: Obs) -> np.ndarray:
+        return self.expert.act(self.env)[np.asarray(obs["env_index"])]
