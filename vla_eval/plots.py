@@ -327,3 +327,109 @@ def learning_curve_plot(
     fig.suptitle(title, x=0.01, ha="left", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def training_curves_plot(
+    metrics_path: str | os.PathLike[str], path: str | os.PathLike[str], smooth: int = 25
+) -> Path:
+    """A training run's metrics.jsonl as four panels: losses, per-task loss, held-out, LR/grad norm.
+
+    Training curves are running means over `smooth` steps; held-out points are drawn
+    where evaluations ran; dotted lines mark where each training stage begins.
+    """
+    import json
+
+    rows = []
+    for line in Path(metrics_path).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            break
+
+    def num(v: object) -> float:
+        return float(v) if isinstance(v, (int, float)) else np.nan
+
+    def run_mean(y: np.ndarray) -> np.ndarray:
+        if y.size < smooth:
+            return y
+        ok = np.isfinite(y)
+        c = np.convolve(np.where(ok, y, 0), np.ones(smooth), "valid")
+        n = np.convolve(ok.astype(float), np.ones(smooth), "valid")
+        mean = np.where(n > 0, c / np.maximum(n, 1), np.nan)
+        return np.concatenate([np.full(smooth - 1, np.nan), mean])
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    step = np.array([r["step"] for r in rows], dtype=float)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), squeeze=False)
+    ax = axes[0, 0]
+    for key, label in (("robot_loss", "robot (action tokens)"), ("train_web_loss", "web (VQA)")):
+        y = np.array([num(r.get(key)) for r in rows])
+        if np.isfinite(y).any():
+            ax.plot(step, run_mean(y), lw=1.6, label=label)
+    ax.set_title("training loss", loc="left")
+    ax.legend(frameon=False, fontsize=9)
+    ax = axes[0, 1]
+    tasks = sorted({t for r in rows for t in r.get("loss_per_task", {})})
+    for task in tasks:
+        y = np.array([num(r.get("loss_per_task", {}).get(task)) for r in rows])
+        ax.plot(step, run_mean(y), lw=1.4, label=task)
+    ax.set_title("action loss per task", loc="left")
+    if tasks:
+        ax.legend(frameon=False, fontsize=9)
+    ax = axes[1, 0]
+    evals = [r for r in rows if "heldout" in r]
+    for split in sorted({s for r in evals for s in r["heldout"]}):
+        ax.plot(
+            [r["step"] for r in evals],
+            [num(r["heldout"][split].get("loss")) for r in evals],
+            "-o",
+            ms=4,
+            label=f"held-out {split}",
+        )
+    if evals:
+        ax.plot(
+            [r["step"] for r in evals],
+            [num(r.get("web_loss")) for r in evals],
+            "--s",
+            ms=4,
+            label="held-out web VQA",
+        )
+        ax.legend(frameon=False, fontsize=9)
+    ax.set_title("held-out loss", loc="left")
+    ax = axes[1, 1]
+    ax.plot(step, [num(r.get("lr")) for r in rows], color="0.3", lw=1.4, label="learning rate")
+    ax.set_yscale("log")
+    ax.set_title("learning rate (log) and gradient norm", loc="left")
+    twin = ax.twinx()
+    twin.plot(
+        step,
+        run_mean(np.array([num(r.get("grad_norm")) for r in rows])),
+        color="C3",
+        lw=1.2,
+        label="grad norm",
+    )
+    twin.grid(False)
+    twin.set_ylabel("grad norm (before clipping)", color="C3")
+    stages = [
+        (r["step"], r["stage"])
+        for i, r in enumerate(rows)
+        if i == 0 or r.get("stage") != rows[i - 1].get("stage")
+    ]
+    for a in axes.flat:
+        a.set_xlabel("training step")
+        a.set_xlim(0, max(step.max() if step.size else 1, 1))
+        for at, name in stages:
+            a.axvline(at, color="0.5", lw=0.8, ls=":", zorder=0)
+            a.annotate(
+                name,
+                xy=(at, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -2),
+                textcoords="offset points",
+                fontsize=7.5,
+                color="0.35",
+                va="top",
+            )
+    fig.suptitle(f"Training run: {Path(metrics_path).parent.name}", x=0.01, ha="left", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
