@@ -651,6 +651,65 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- run (experiments) ----------------------------------------------------------
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run an experiment: train each variant, evaluate, compare against the baseline",
+        description="Run a protocol's experiment: every variant is trained with the recipe, "
+        "scored offline and online (same seeds for every variant), and compared with the "
+        "baseline (paired tests, Wilson and Newcombe intervals). Resumable.",
+    )
+    p.add_argument("protocol", help="protocol TOML with an [experiment] section")
+    p.add_argument("--out", help="output folder (default: runs/<protocol name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--dry-run", action="store_true", help="list the runs; train nothing")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="shrink every run to seconds (checks the pipeline, answers nothing)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_run)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from vla_eval import experiment
+    from vla_eval.protocol import load_protocol
+
+    protocol = load_protocol(args.protocol)
+    if args.dry_run:
+        plan = experiment.dry_run(protocol, args.protocol, smoke=args.smoke)
+        if args.json:
+            _print_json(plan)
+        else:
+            for run in plan["runs"]:
+                mark = " (baseline)" if run["baseline"] else ""
+                print(
+                    f"{run['variant']}{mark}: {run['steps']} steps, {run['trials']} trials per "
+                    f"task and split; sets {run['set'] or 'nothing'}"
+                )
+        return 0
+    out = args.out or f"runs/{protocol.name}"
+    result = experiment.run_experiment(
+        protocol,
+        args.protocol,
+        out,
+        resume=args.resume,
+        smoke=args.smoke,
+        progress=not args.no_progress,
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        print(experiment.format_markdown(result))
+        print(f"wrote {out}/experiment.md, experiment.json and {', '.join(result['figures'])}")
+    return 0
+
+
 # --- main -----------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -663,6 +722,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_online,
     _add_quickstart,
+    _add_run,
     _add_offline,
 ]
 

@@ -65,6 +65,9 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
         options = get_args(tp)
         if value is None and type(None) in options:
             return None
+        real = [o for o in options if o is not type(None)]
+        if len(real) == 1:  # X | None: X's own error is the informative one
+            return _convert(value, real[0], where, source)
         for option in options:
             if option is type(None):
                 continue

@@ -433,3 +433,93 @@ def training_curves_plot(
     fig.suptitle(f"Training run: {Path(metrics_path).parent.name}", x=0.01, ha="left", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def variant_task_plot(
+    path: str | os.PathLike[str],
+    rows: Sequence[tuple[str, str, str | None, float, float, float]],
+    title: str = "Success per task",
+) -> Path:
+    """Success rate per task for each variant (one panel per split), with Wilson bars.
+
+    Args:
+        path: the PNG to write.
+        rows: (variant, task, split, rate, lower, upper) entries.
+        title: the figure title.
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    splits = list(dict.fromkeys(r[2] for r in rows))
+    variants = list(dict.fromkeys(r[0] for r in rows))
+    tasks = list(dict.fromkeys(r[1] for r in rows))
+    colours = dict(
+        zip(tasks, sns.color_palette("colorblind", n_colors=max(len(tasks), 3)), strict=False)
+    )
+    fig, axes = plt.subplots(
+        1,
+        len(splits),
+        figsize=(max(5.0, 1.3 * len(variants) + 2.5) * len(splits) / 1.4, 4.2),
+        squeeze=False,
+        sharey=True,
+    )
+    width = 0.8 / max(len(tasks), 1)
+    x = np.arange(len(variants))
+    for ax, split in zip(axes.flat, splits, strict=True):
+        for k, task in enumerate(tasks):
+            sel = {r[0]: r for r in rows if r[1] == task and r[2] == split}
+            rate = np.array([sel[v][3] if v in sel else np.nan for v in variants])
+            lo = np.array([sel[v][4] if v in sel else np.nan for v in variants])
+            hi = np.array([sel[v][5] if v in sel else np.nan for v in variants])
+            pos = x - 0.4 + width * (k + 0.5)
+            ax.errorbar(
+                pos,
+                rate,
+                yerr=[rate - lo, hi - rate],
+                fmt="o",
+                ms=5,
+                capsize=2.5,
+                color=colours[task],
+                label=task,
+            )
+        ax.set_xticks(x, variants, rotation=20 if len(variants) > 4 else 0)
+        ax.set_ylim(-0.02, 1.02)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+        ax.set_title(f"{split} split" if split else "", loc="left", fontsize=11)
+    axes.flat[0].set_ylabel("success rate (95% Wilson CI)")
+    axes.flat[-1].legend(title="task", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.suptitle(title, x=0.01, ha="left", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def variant_bars_plot(
+    path: str | os.PathLike[str],
+    variants: Sequence[str],
+    metrics: Mapping[str, Sequence[float | None]],
+    title: str = "Offline metrics per variant",
+) -> Path:
+    """One bar panel per metric (fractions in [0, 1]), one bar per variant."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics) + 0.6 * len(variants), 3.8), squeeze=False
+    )
+    colours = sns.color_palette("colorblind", n_colors=max(len(variants), 3))
+    for ax, (name, values) in zip(axes.flat, metrics.items(), strict=True):
+        y = np.array([np.nan if v is None else v for v in values], dtype=float)
+        bars = ax.bar(np.arange(len(variants)), np.nan_to_num(y), color=colours[: len(variants)])
+        for bar, v in zip(bars, y, strict=True):
+            ax.annotate(
+                "n/a" if np.isnan(v) else f"{100 * v:.1f}%",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8.5,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+        ax.set_xticks(np.arange(len(variants)), variants, rotation=20 if len(variants) > 4 else 0)
+        ax.set_ylim(0, 1.08)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
+        ax.set_title(name, loc="left", fontsize=10.5)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)

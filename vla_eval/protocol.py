@@ -15,6 +15,7 @@ from typing import Any
 
 from vla_eval.config import from_dict, read_toml
 from vla_eval.errors import UsageError
+from vla_eval.experiment import ExperimentConfig
 from vla_eval.trainer.train import TrainConfig
 
 SCHEMA = "vla-eval/protocol/1"
@@ -57,21 +58,52 @@ class Protocol:
     train: TrainConfig
     description: str = ""
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    experiment: dict[str, Any] | None = None
+    experiment: ExperimentConfig | None = None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's tables laid over those of its ``base`` protocol (a path relative to it)."""
+    raw = read_toml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise UsageError(f"{path}: base must be a protocol file name, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen:
+        raise UsageError(f"{path}: base protocols refer to each other in a cycle")
+    inherited = _read_with_base(base_path, (*seen, path.resolve()))
+    for key in ("name", "description", "experiment"):  # these belong to the file itself
+        inherited.pop(key, None)
+    return _merge(inherited, raw)
 
 
 def load_protocol(path: str | Path) -> Protocol:
     """Read and validate a protocol file.
 
+    A protocol may start from another one: ``base = "quickstart.toml"`` takes that
+    file's ``[train]`` and ``[evaluate]`` tables and lays this file's values over them.
+
     Raises:
         UsageError: missing file, invalid TOML, an unknown key or a wrong type
             (the message names the key and the file).
     """
-    raw = read_toml(path)
+    path = Path(path)
+    raw = _read_with_base(path)
     if "train" not in raw:
         raise UsageError(f"{path}: missing required section [train]")
     if "name" not in raw:
-        raw = {**raw, "name": Path(path).stem}
+        raw = {**raw, "name": path.stem}
     train = raw.get("train")
     if isinstance(train, dict) and "name" not in train:
         raw["train"] = {**train, "name": raw["name"]}
