@@ -169,33 +169,46 @@ def _config_json(value: Any) -> Any:
 # --- running -------------------------------------------------------------------------
 
 
-def _run_one(spec: RunSpec, protocol: Any, out: Path, progress: bool) -> dict[str, Any]:
-    """Train (or finish training), score offline, roll out; return this variant's results."""
+def train_and_evaluate(
+    train_config: Any,
+    evaluate: Any,
+    out: Path,
+    *,
+    name: str,
+    trials: int,
+    progress: bool = True,
+    record_actions: bool = False,
+    offline_plots: bool = False,
+) -> dict[str, Any]:
+    """One run end to end, resumably: train (or finish training) into ``out/train``,
+    score the final checkpoint offline, roll it out online into ``out/episodes.jsonl``.
+
+    Returns the offline metrics, training stability, Diagnose findings, the episodes
+    file and the final checkpoint.
+    """
     from vla_eval import offline, online
     from vla_eval.envs.tabletop import TabletopEnv
     from vla_eval.trainer.train import latest_checkpoint, train
 
     run_dir = out / "train"
-    final = run_dir / "checkpoints" / f"step_{spec.train.steps:06d}.pt"
+    final = run_dir / "checkpoints" / f"step_{train_config.steps:06d}.pt"
     if not final.exists():
-        train(
-            spec.train,
-            out_dir=run_dir,
-            resume=latest_checkpoint(run_dir) is not None,
-            progress=progress,
-        )
-    offline_result = offline.evaluate_checkpoints(
-        [str(final)], per_task=spec.train.data.heldout_per_task, seed=spec.train.data.seed
-    )["results"][-1]["metrics"]
-    ev = protocol.evaluate
+        resume = latest_checkpoint(run_dir) is not None
+        train(train_config, out_dir=run_dir, resume=resume, progress=progress)
+    scored = offline.evaluate_checkpoints(
+        [str(final)], per_task=train_config.data.heldout_per_task, seed=train_config.data.seed
+    )
+    if offline_plots:
+        offline.write_offline(scored, out)
     policy = online.CheckpointPolicy(final)
     config = online.OnlineConfig(
-        trials=spec.trials,
-        splits=ev.splits,
-        batch_size=ev.batch_size,
-        chunk_mode=ev.chunk_mode,
-        execute=ev.execute,
-        policy_name=spec.variant.name,
+        trials=trials,
+        splits=evaluate.splits,
+        batch_size=evaluate.batch_size,
+        chunk_mode=evaluate.chunk_mode,
+        execute=evaluate.execute,
+        policy_name=name,
+        record_actions=record_actions,
     )
     episodes = out / "episodes.jsonl"
     online.run(
@@ -207,12 +220,13 @@ def _run_one(spec: RunSpec, protocol: Any, out: Path, progress: bool) -> dict[st
         resume=episodes.exists(),
         progress=progress,
     )
-    findings = json.loads((run_dir / "findings.json").read_text())["findings"]
     return {
-        "offline": offline_result,
+        "offline": scored["results"][-1]["metrics"],
         "stability": stability(run_dir / "metrics.jsonl"),
-        "findings": findings,
+        "findings": json.loads((run_dir / "findings.json").read_text())["findings"],
         "episodes": str(episodes),
+        "checkpoint": str(final),
+        "run": json.loads((run_dir / "run.json").read_text()),
     }
 
 
@@ -267,8 +281,13 @@ def run_experiment(
     for i, spec in enumerate(specs, 1):
         if progress:
             print(f"[{i}/{len(specs)}] {spec.variant.name}", file=sys.stderr, flush=True)
-        results[spec.variant.name] = _run_one(
-            spec, protocol, out / f"{i:02d}-{_slug(spec.variant.name)}", progress
+        results[spec.variant.name] = train_and_evaluate(
+            spec.train,
+            protocol.evaluate,
+            out / f"{i:02d}-{_slug(spec.variant.name)}",
+            name=spec.variant.name,
+            trials=spec.trials,
+            progress=progress,
         )
 
     tables = {name: load_episodes([r["episodes"]]) for name, r in results.items()}

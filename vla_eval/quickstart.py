@@ -9,7 +9,6 @@ the training run and the rollouts where they stopped.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,64 +34,43 @@ def run_quickstart(
     out: str | Path = "quickstart", protocol_path: str | Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Train, evaluate offline and online, diagnose; write the report. Returns report.json."""
-    from vla_eval import online
     from vla_eval import report as rep
-    from vla_eval.envs.tabletop import TabletopEnv
     from vla_eval.episodes import load_episodes
+    from vla_eval.experiment import train_and_evaluate
     from vla_eval.protocol import load_protocol
     from vla_eval.results import provenance, write_json
-    from vla_eval.trainer.train import latest_checkpoint, train
 
     started = time.time()
     out = Path(out)
     protocol = load_protocol(protocol_path or default_protocol())
-    run_dir = out / "train"
 
-    # 1. Train (or finish an interrupted run).
     say = _say if progress else (lambda *_: None)
-    say(f"[1/4] training {protocol.name} ({protocol.train.steps} steps) -> {run_dir}")
-    final = run_dir / "checkpoints" / f"step_{protocol.train.steps:06d}.pt"
-    if not final.exists():
-        resume = latest_checkpoint(run_dir) is not None
-        train(protocol.train, out_dir=run_dir, resume=resume, progress=progress)
-    run_info = json.loads((run_dir / "run.json").read_text())
-    findings = json.loads((run_dir / "findings.json").read_text())["findings"]
-
-    # 2. Offline: held-out demonstrations of both splits.
-    say("[2/4] offline metrics on held-out demonstrations (seen and unseen)")
-    offline = _offline(final, out, protocol)
-
-    # 3. Online: rollouts on both splits, resumable.
-    ev = protocol.evaluate
-    say(f"[3/4] online rollouts: {ev.trials} per task and split")
-    episodes = out / "episodes.jsonl"
-    policy = online.CheckpointPolicy(final)
-    config = online.OnlineConfig(
-        trials=ev.trials,
-        splits=ev.splits,
-        batch_size=ev.batch_size,
-        chunk_mode=ev.chunk_mode,
-        execute=ev.execute,
-        policy_name=protocol.name,
-        record_actions=True,
+    say(
+        f"training {protocol.name} ({protocol.train.steps} steps), then offline and online "
+        f"evaluation ({protocol.evaluate.trials} rollouts per task and split) -> {out}"
     )
-    online.run(
-        TabletopEnv(),
-        policy,
-        config,
-        episodes,
-        policy_id=policy.fingerprint(),
-        resume=episodes.exists(),
+    done = train_and_evaluate(
+        protocol.train,
+        protocol.evaluate,
+        out,
+        name=protocol.name,
+        trials=protocol.evaluate.trials,
         progress=progress,
+        record_actions=True,  # for the jitter check of the rollouts
+        offline_plots=True,
     )
-    table = load_episodes([episodes])
-    success = rep.build_report(table, splits=ev.splits)
+    metrics = done["offline"]
+    offline = {
+        "per_split": metrics["per_split"],
+        "per_dim": metrics["per_dim"],
+        "web": metrics.get("web"),
+        "dispersion_ratio": metrics["dispersion_ratio"],
+    }
+    success = rep.build_report(load_episodes([done["episodes"]]), splits=protocol.evaluate.splits)
     rep.plot_report(success, out / "success.png")
-
-    # 4. Diagnose: training findings plus jitter in the rollouts.
-    say("[4/4] diagnosing the run and the rollouts")
-    findings += _rollout_findings(episodes)
-    _training_plot(run_dir, out / "training.png")
+    findings = done["findings"] + _rollout_findings(Path(done["episodes"]))
+    _training_plot(out / "train", out / "training.png")
+    run_info = done["run"]
 
     result = {
         "schema": SCHEMA,
@@ -115,25 +93,6 @@ def run_quickstart(
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _offline(checkpoint: Path, out: Path, protocol: Any) -> dict[str, Any]:
-    """Held-out offline metrics of the final checkpoint (both splits, web VQA) + plots."""
-    from vla_eval import offline
-
-    result = offline.evaluate_checkpoints(
-        [str(checkpoint)],
-        per_task=protocol.train.data.heldout_per_task,
-        seed=protocol.train.data.seed,
-    )
-    offline.write_offline(result, out)
-    metrics = result["results"][-1]["metrics"]
-    return {
-        "per_split": metrics["per_split"],
-        "per_dim": metrics["per_dim"],
-        "web": metrics.get("web"),
-        "dispersion_ratio": metrics["dispersion_ratio"],
-    }
 
 
 def _rollout_findings(episodes: Path) -> list[dict[str, Any]]:
