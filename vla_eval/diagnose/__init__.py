@@ -7,6 +7,7 @@ package does not import torch; `Diagnose` imports it when it reads gradients.
 """
 
 from vla_eval.diagnose.detectors import (
+    CROSS_ENTROPY_THRESHOLDS,
     DETECTORS,
     ActionJitter,
     CatastrophicForgetting,
@@ -22,6 +23,7 @@ from vla_eval.diagnose.findings import FAILURE_TABLE, SYMPTOMS, Finding
 from vla_eval.diagnose.monitor import Diagnose, GradientReading
 
 __all__ = [
+    "CROSS_ENTROPY_THRESHOLDS",
     "DETECTORS",
     "FAILURE_TABLE",
     "SYMPTOMS",

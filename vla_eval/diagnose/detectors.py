@@ -44,12 +44,17 @@ class Signals:
         lr: learning rate of this step (used to make fixes concrete).
         pred_actions: predicted actions, (batch, chunk, dim) float, or integer bins.
         target_actions: target actions, same shape as ``pred_actions``.
+        pred_mean: for binned predictions given as logits, the expected bin under the
+            predicted distribution, same shape as ``pred_actions`` (float). Mode
+            collapse is judged on it: an argmax stays on a dominant bin long after the
+            distribution has begun to follow the input.
         task_errors: task -> (n, sum, sum of squares or None) of per-sample errors.
         heldout_loss: loss on held-out demonstrations (eval pass).
         train_loss: training loss reported with an eval pass (else the mean of
             the step losses since the previous eval is used).
         web_loss: vision-language (web) loss from an eval pass.
         web_accuracy: vision-language accuracy in [0, 1] from an eval pass.
+        web_examples: number of examples behind ``web_accuracy`` (its sampling noise).
         rollout_actions: executed actions of rollouts, each (time, dim).
         reference_actions: demonstration actions to compare rollouts with.
         rollout_labels: a name per rollout (for the evidence).
@@ -62,11 +67,13 @@ class Signals:
     lr: float | None = None
     pred_actions: np.ndarray | None = None
     target_actions: np.ndarray | None = None
+    pred_mean: np.ndarray | None = None
     task_errors: Mapping[str, TaskErrorStats] | None = None
     heldout_loss: float | None = None
     train_loss: float | None = None
     web_loss: float | None = None
     web_accuracy: float | None = None
+    web_examples: int | None = None
     rollout_actions: Sequence[np.ndarray] | None = None
     reference_actions: Sequence[np.ndarray] | None = None
     rollout_labels: Sequence[str] | None = None
@@ -153,7 +160,11 @@ class GradientExplosion(Detector):
     above its running median (warning).
 
     A spike must also exceed the median of the first ``min_history`` healthy values,
-    so the relative wobble of a converged model's tiny gradients is not flagged.
+    so the relative wobble of a converged model's tiny gradients is not flagged. A
+    grad-norm spike below ``single_spike_factor`` times the median is reported only
+    when a second one follows within ``confirm_within`` steps: an isolated spike of
+    20-100x that clipping absorbs (the loss does not move) is routine in transformer
+    training. The finding then carries the first spike's step and numbers.
 
     Attributes:
         spike_factor: a grad norm above this multiple of the running median trips.
@@ -161,6 +172,9 @@ class GradientExplosion(Detector):
         window: number of recent healthy steps the medians are taken over.
         min_history: healthy steps needed before the factors above apply.
         early_factor: the spike factor used while the history is shorter.
+        single_spike_factor: a grad-norm spike at least this far above the median
+            fires on its own; smaller ones need a second within ``confirm_within``.
+        confirm_within: steps within which a second spike confirms the first.
         rearm_after: healthy steps after which a new episode can fire.
     """
 
@@ -170,11 +184,15 @@ class GradientExplosion(Detector):
     window: int = 100
     min_history: int = 20
     early_factor: float = 1000.0
+    single_spike_factor: float = 100.0
+    confirm_within: int = 10
     rearm_after: int = 50
     _grads: deque = field(init=False, repr=False)
     _losses: deque = field(init=False, repr=False)
     _early_grads: list = field(default_factory=list, init=False, repr=False)
     _early_losses: list = field(default_factory=list, init=False, repr=False)
+    _pending: tuple | None = field(default=None, init=False, repr=False)
+    _pending_age: int = field(default=0, init=False, repr=False)
     _latch: Latch = field(init=False, repr=False)
     _nan_latch: Latch = field(init=False, repr=False)
 
@@ -186,7 +204,7 @@ class GradientExplosion(Detector):
 
     def update(self, signals: Signals) -> Finding | None:
         """Judge one step's loss, grad norm and non-finite parameter name."""
-        loss, grad = signals.loss, signals.grad_norm
+        step, loss, grad = signals.step, signals.loss, signals.grad_norm
         if loss is None and grad is None and signals.nonfinite_param is None:
             return None
         nonfinite = (
@@ -221,6 +239,17 @@ class GradientExplosion(Detector):
             and loss > float(np.median(self._early_losses))
         )
         tripped = nonfinite or grad_spike or loss_spike
+        # what a spike finding reports: this step, or the unconfirmed spike before it
+        report = (signals, grad, grad_med, len(self._grads))
+        self._pending_age += 1
+        if self._pending is not None and self._pending_age > self.confirm_within:
+            self._pending = None
+        if grad_spike and not loss_spike and grad < self.single_spike_factor * max(grad_med, 1e-12):
+            if self._pending is None:
+                self._pending, self._pending_age = report, 0
+                grad_spike = False  # wait for a second spike
+            else:
+                report, self._pending = self._pending, None
         if not tripped:
             # only healthy steps feed the medians, so a lasting explosion never
             # becomes the new normal
@@ -266,11 +295,14 @@ class GradientExplosion(Detector):
             )
             return self._finding(signals, "critical", message, fix, evidence)
         if grad_spike:
+            signals, grad, grad_med, n_hist = report
             ratio = grad / max(grad_med, 1e-12)
+            again = f" Another spike followed by step {step}." if signals.step != step else ""
             message = (
                 f"grad norm {fmt(grad)} at step {signals.step}, {fmt(ratio)}x its running "
-                f"median {fmt(grad_med)} over the last {len(self._grads)} healthy steps."
+                f"median {fmt(grad_med)} over the last {n_hist} healthy steps.{again}"
             )
+            evidence |= {"grad_norm": grad, "grad_norm_median": grad_med}
         else:
             ratio = loss / loss_med
             message = (
@@ -334,7 +366,8 @@ class ModeCollapse(Detector):
     """Predictions that stop depending on the input.
 
     Trips when the spread of predicted actions across the batch is below
-    ``ratio_threshold`` times the targets' spread, or (for binned predictions) one
+    ``ratio_threshold`` times the targets' spread (for logits, the spread of the
+    expected bin, ``Signals.pred_mean``), or (for binned predictions) one
     bin takes at least ``max_bin_share`` of the batch while the targets' most common
     bin has ``bin_share_margin`` less.
 
@@ -349,7 +382,7 @@ class ModeCollapse(Detector):
     """
 
     symptom: ClassVar[str] = "mode_collapse"
-    ratio_threshold: float = 0.1
+    ratio_threshold: float = 0.05
     max_bin_share: float = 0.9
     bin_share_margin: float = 0.3
     min_batch: int = 8
@@ -368,7 +401,8 @@ class ModeCollapse(Detector):
             return None
         if signals.step is not None and signals.step < self.warmup_steps:
             return None
-        ratio, p_std, t_std = dispersion_ratio(pred, target)
+        spread_of = pred if signals.pred_mean is None else signals.pred_mean
+        ratio, p_std, t_std = dispersion_ratio(spread_of, target)
         tokens = np.issubdtype(pred.dtype, np.integer) and np.issubdtype(target.dtype, np.integer)
         p_top = top_bin_share(pred) if tokens else None
         t_top = top_bin_share(target) if tokens else None
@@ -388,6 +422,7 @@ class ModeCollapse(Detector):
             "target_top_bin_share": t_top,
             "batch": int(pred.shape[0]),
             "lr": signals.lr,
+            "spread_of": "predictions" if signals.pred_mean is None else "expected bin",
         }
         if spread_low:
             message = (
@@ -459,6 +494,10 @@ class ActionJitter(Detector):
     on their own or against demonstration actions. Trips when the sign-change rate
     is at least ``scr_threshold`` and the jerk is either large in absolute terms
     (``abs_jerk`` action spreads per step) or ``jerk_ratio`` times the reference's.
+    With ``judge_targets``, target chunks that jitter by the absolute criteria trip
+    too, even while the predictions are still smooth: a cross-entropy policy first
+    averages the zigzag of jerky demonstrations, then hops between its modes when
+    executed, so the demonstrations are worth flagging before the robot vibrates.
 
     Attributes:
         scr_threshold: sign-change rate of consecutive steps that counts as jitter.
@@ -466,6 +505,7 @@ class ActionJitter(Detector):
         jerk_ratio: multiple of the reference jerk that trips.
         jerk_floor: reference jerk assumed at least this (smooth demos have ~0).
         rel_eps: steps smaller than this share of the spread count as standing still.
+        judge_targets: also flag jittery target chunks (the training data).
         warmup_steps: training steps before which predictions are not judged.
         patience: consecutive tripped training checks needed to fire.
         rearm_after: consecutive clear checks after which it can fire again.
@@ -477,6 +517,7 @@ class ActionJitter(Detector):
     jerk_ratio: float = 3.0
     jerk_floor: float = 0.05
     rel_eps: float = 0.05
+    judge_targets: bool = True
     warmup_steps: int = 200
     patience: int = 3
     rearm_after: int = 10
@@ -505,10 +546,32 @@ class ActionJitter(Detector):
         scale = action_scale(target)
         p_scr, p_jerk = roughness(pred.astype(np.float64), scale, self.rel_eps)
         t_scr, t_jerk = roughness(target.astype(np.float64), scale, self.rel_eps)
-        if not self._latch.update(self._tripped(p_scr, p_jerk, t_jerk)):
+        targets_jitter = t_scr >= self.scr_threshold and t_jerk >= self.abs_jerk
+        preds_jitter = self._tripped(p_scr, p_jerk, t_jerk)
+        # one latch for both causes: jittery data and a policy copying it are one episode
+        if not self._latch.update(preds_jitter or (self.judge_targets and targets_jitter)):
             return None
         chunk = pred.shape[1]
-        targets_jitter = t_scr >= self.scr_threshold and t_jerk >= self.abs_jerk
+        evidence = {
+            "sign_change_rate": p_scr,
+            "jerk": p_jerk,
+            "target_sign_change_rate": t_scr,
+            "target_jerk": t_jerk,
+            "chunk": chunk,
+        }
+        if not preds_jitter:
+            message = (
+                f"the training target chunks jitter: they reverse direction on {pct(t_scr)} of "
+                f"steps with jerk {fmt(t_jerk)} action-spreads/step; the predicted chunks are "
+                f"still smooth ({pct(p_scr)}, {fmt(p_jerk)}), but a policy fitting these "
+                "demonstrations hops between their zigzags when executed."
+            )
+            fix = (
+                "filter or smooth the demonstrations before training (drop jerky ones; or a "
+                "moving average over 3-5 steps / a Savitzky-Golay filter on the actions), and "
+                f"execute larger chunks (chunk {chunk} -> {2 * chunk}) with temporal ensembling."
+            )
+            return self._finding(signals, "warning", message, fix, evidence)
         message = (
             f"predicted action chunks reverse direction on {pct(p_scr)} of steps with jerk "
             f"{fmt(p_jerk)} action-spreads/step (targets: {pct(t_scr)}, {fmt(t_jerk)})"
@@ -527,13 +590,6 @@ class ActionJitter(Detector):
                 "actions (temporal ensembling of overlapping chunks, or an exponential "
                 "moving average with weight 0.5)."
             )
-        evidence = {
-            "sign_change_rate": p_scr,
-            "jerk": p_jerk,
-            "target_sign_change_rate": t_scr,
-            "target_jerk": t_jerk,
-            "chunk": chunk,
-        }
         return self._finding(signals, "warning", message, fix, evidence)
 
     def _update_rollouts(self, signals: Signals) -> Finding | None:
@@ -674,10 +730,16 @@ class CatastrophicForgetting(Detector):
 
     The baseline is ``baseline_loss`` / ``baseline_accuracy`` when given (e.g. the
     pretrained VLM's numbers before fine-tuning), else the best value seen so far.
+    When the eval reports how many examples its accuracy rests on
+    (``Signals.web_examples``), a drop must also exceed ``accuracy_z`` standard errors
+    of a difference of two such accuracies, so the noise of a small eval set (about
+    4 points at 128 examples) is not read as forgetting.
 
     Attributes:
         loss_rise: relative rise of web loss over the baseline that trips.
         accuracy_drop: absolute drop of web accuracy (fraction) that trips.
+        accuracy_z: standard errors the drop must also exceed (when the number of
+            eval examples is known).
         baseline_loss: fixed reference web loss (None: best so far).
         baseline_accuracy: fixed reference web accuracy (None: best so far).
         patience: consecutive tripped evals needed to fire.
@@ -687,6 +749,7 @@ class CatastrophicForgetting(Detector):
     symptom: ClassVar[str] = "catastrophic_forgetting"
     loss_rise: float = 0.2
     accuracy_drop: float = 0.05
+    accuracy_z: float = 2.5
     baseline_loss: float | None = None
     baseline_accuracy: float | None = None
     patience: int = 2
@@ -710,7 +773,13 @@ class CatastrophicForgetting(Detector):
         loss_bad = (
             _finite(loss) and ref_loss is not None and loss >= ref_loss[1] * (1 + self.loss_rise)
         )
-        acc_bad = _finite(acc) and ref_acc is not None and acc <= ref_acc[1] - self.accuracy_drop
+        needed = self.accuracy_drop
+        if ref_acc is not None and signals.web_examples:
+            p = min(max(ref_acc[1], 1.0 / signals.web_examples), 1.0 - 1.0 / signals.web_examples)
+            needed = max(
+                needed, self.accuracy_z * math.sqrt(2 * p * (1 - p) / signals.web_examples)
+            )
+        acc_bad = _finite(acc) and ref_acc is not None and acc <= ref_acc[1] - needed
         if _finite(loss) and (self._best_loss is None or loss < self._best_loss[1]):
             self._best_loss = (signals.step, loss)
         if _finite(acc) and (self._best_acc is None or acc > self._best_acc[1]):
@@ -944,6 +1013,14 @@ class DetectorSet:
         """symptom -> the thresholds in use."""
         return {d.symptom: d.thresholds() for d in self.detectors}
 
+
+#: Threshold overrides for runs whose per-task errors are action cross-entropies (the
+#: reference trainer's). Every task's loss sits on a shared floor (the entropy the bins
+#: cannot remove), so a task the sampler starves shows as a ratio of about 1.3 where
+#: squared errors would show 2 or more.
+CROSS_ENTROPY_THRESHOLDS: Mapping[str, Mapping[str, Any]] = {
+    "task_imbalance": {"error_ratio": 1.2},
+}
 
 DETECTORS: Mapping[str, type[Detector]] = {
     cls.symptom: cls

@@ -123,7 +123,7 @@ class Diagnose:
         []
         >>> _ = model.weight.grad.fill_(float("nan"))
         >>> print(diag.step(1, loss=loss)[0].message)  # doctest: +ELLIPSIS
-        loss is 0... and gradient norm is nan; first non-finite gradient in parameter 'weight'.
+        loss is ... and gradient norm is nan; first non-finite gradient in parameter 'weight' (...).
     """
 
     def __init__(
@@ -157,6 +157,7 @@ class Diagnose:
         self._set = DetectorSet(detectors, fixes=fixes)
         self._pending: list[tuple[int, Any, Any, GradientReading | None, Any, str | None]] = []
         self._calls = 0
+        self._task_sums: dict[str, list[float]] = {}  # task -> [samples, loss sum] since a check
 
     # --- public -------------------------------------------------------------------
 
@@ -255,6 +256,14 @@ class Diagnose:
         )
         check = self._calls % self.check_every == 0
         self._calls += 1
+        if loss_per_task and not any(_is_tensor(v) for v in loss_per_task.values()):
+            # plain numbers cost nothing to keep, so every step counts: a task drawn
+            # once in fifty batches still reaches the imbalance detector
+            for name, (n, total, _) in _task_losses(loss_per_task, samples_per_task, task).items():
+                sums = self._task_sums.setdefault(name, [0.0, 0.0])
+                sums[0] += n
+                sums[1] += total
+            loss_per_task = None
         new: list[Finding] = []
         if check or len(self._pending) >= self.sync_every:
             new += self.flush()
@@ -280,6 +289,7 @@ class Diagnose:
         heldout_loss: Any = None,
         web_loss: Any = None,
         web_accuracy: Any = None,
+        web_examples: int | None = None,
         train_loss: Any = None,
         rollout_actions: Sequence[Any] | None = None,
         reference_actions: Sequence[Any] | None = None,
@@ -292,6 +302,8 @@ class Diagnose:
             heldout_loss: loss on held-out demonstrations (overfitting).
             web_loss: vision-language loss on held-out web data (forgetting).
             web_accuracy: vision-language accuracy in [0, 1] (forgetting).
+            web_examples: how many examples ``web_accuracy`` was measured on; a drop
+                must then exceed its sampling noise.
             train_loss: training loss to compare with (default: mean step loss since
                 the previous eval).
             rollout_actions: executed actions of rollouts, each (time, dim) (jitter).
@@ -301,6 +313,10 @@ class Diagnose:
         acc = _scalar(web_accuracy, "web_accuracy")
         if acc is not None and not 0.0 <= acc <= 1.0:
             raise UsageError(f"web_accuracy must be a fraction in [0, 1], got {acc}")
+        if web_examples is not None and (
+            isinstance(web_examples, bool) or int(web_examples) != web_examples or web_examples < 1
+        ):
+            raise UsageError(f"web_examples must be a positive integer, got {web_examples!r}")
         new = self.flush()
         signals = Signals(
             int(step),
@@ -308,6 +324,7 @@ class Diagnose:
             train_loss=_scalar(train_loss, "train_loss"),
             web_loss=_scalar(web_loss, "web_loss"),
             web_accuracy=acc,
+            web_examples=None if web_examples is None else int(web_examples),
             rollout_actions=None
             if rollout_actions is None
             else [_array(a, "rollout_actions") for a in rollout_actions],
@@ -384,12 +401,20 @@ class Diagnose:
         per_sample_loss: Any,
         lr: Any,
     ) -> Signals | None:
-        pred_np = target_np = None
+        pred_np = target_np = mean_np = None
         if pred is not None and target is not None:
             if _is_tensor(pred) and pred.ndim == target.ndim + 1 and not target.is_floating_point():
-                pred = pred.argmax(dim=-1)  # logits -> bins, on the device
+                # logits -> bins and expected bins, on the device
+                logits = pred.detach().float()
+                bins = _bin_index(logits)
+                mean_np = _array((logits.softmax(dim=-1) * bins).sum(dim=-1), "pred_actions")
+                pred = logits.argmax(dim=-1)
             pred_np, target_np = _array(pred, "pred_actions"), _array(target, "target_actions")
             if pred_np.ndim == target_np.ndim + 1 and np.issubdtype(target_np.dtype, np.integer):
+                logits_np = pred_np.astype(np.float64)
+                prob = np.exp(logits_np - logits_np.max(axis=-1, keepdims=True))
+                prob /= prob.sum(axis=-1, keepdims=True)
+                mean_np = prob @ np.arange(prob.shape[-1], dtype=np.float64)
                 pred_np = pred_np.argmax(axis=-1)
             if pred_np.shape != target_np.shape:
                 raise UsageError(
@@ -398,18 +423,13 @@ class Diagnose:
                 )
             if pred_np.ndim == 2:  # (batch, dim): a chunk of one
                 pred_np, target_np = pred_np[:, None], target_np[:, None]
+                mean_np = None if mean_np is None else mean_np[:, None]
         task_errors = None
-        if loss_per_task:
-            counts = dict(samples_per_task or {})
-            if not counts and task is not None:
-                ids, n = np.unique(_task_ids(task, None), return_counts=True)
-                counts = dict(zip(ids.tolist(), n.tolist(), strict=True))
-            task_errors = {}
-            for name, value in loss_per_task.items():
-                n = float(counts.get(str(name), counts.get(name, 1)))
-                v = _scalar(value, f"loss_per_task[{name!r}]")
-                if n > 0 and v is not None:
-                    task_errors[str(name)] = (n, v * n, None)
+        if self._task_sums:
+            task_errors = {k: (n, total, None) for k, (n, total) in self._task_sums.items()}
+            self._task_sums = {}
+        elif loss_per_task:
+            task_errors = _task_losses(loss_per_task, samples_per_task, task)
         elif task is not None and (per_sample_loss is not None or pred_np is not None):
             if per_sample_loss is not None:
                 errors = _array(per_sample_loss, "per_sample_loss").astype(np.float64).reshape(-1)
@@ -426,8 +446,33 @@ class Diagnose:
             lr=_scalar(lr, "lr"),
             pred_actions=pred_np,
             target_actions=target_np,
+            pred_mean=mean_np,
             task_errors=task_errors,
         )
+
+
+def _bin_index(logits: Any) -> Any:
+    """0..bins-1 as a float tensor on the logits' device (the bin index of the last axis)."""
+    import torch
+
+    return torch.arange(logits.shape[-1], device=logits.device, dtype=logits.dtype)
+
+
+def _task_losses(
+    loss_per_task: Mapping[str, Any], samples_per_task: Mapping[str, int] | None, task: Any
+) -> dict[str, TaskErrorStats]:
+    """task -> (samples, loss sum, None) from per-task mean losses and sample counts."""
+    counts = dict(samples_per_task or {})
+    if not counts and task is not None:
+        ids, n = np.unique(_task_ids(task, None), return_counts=True)
+        counts = dict(zip(ids.tolist(), n.tolist(), strict=True))
+    out = {}
+    for name, value in loss_per_task.items():
+        n = float(counts.get(str(name), counts.get(name, 1)))
+        v = _scalar(value, f"loss_per_task[{name!r}]")
+        if n > 0 and v is not None:
+            out[str(name)] = (n, v * n, None)
+    return out
 
 
 def _detached(value: Any) -> Any:

@@ -4,27 +4,40 @@
 replayed through the same detectors the live `Diagnose` uses, so a run judged
 offline gets the findings it would have got live (except the ones that need action
 arrays, which are not logged). An episodes file whose records carry the executed
-``actions`` is judged for rollout jitter, one verdict per policy. This module uses
-the standard library and numpy only; it must not import torch.
+``actions`` is judged for rollout jitter, one verdict per policy; it is read through
+`vla_eval.episodes`, so its records are validated like every other episode file. A
+run directory written by the reference trainer also gives, through its ``run.json``,
+the dataset's task counts and the thresholds the trainer judged with. This module
+uses the standard library and numpy only; it must not import torch.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings as warnings_mod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vla_eval.diagnose.detectors import ActionJitter, DetectorSet, Signals, default_detectors
+from vla_eval.diagnose.detectors import (
+    CROSS_ENTROPY_THRESHOLDS,
+    ActionJitter,
+    DetectorSet,
+    Signals,
+    default_detectors,
+)
 from vla_eval.diagnose.findings import Finding
 from vla_eval.errors import DataError, UsageError
 
 SCHEMA = "vla-eval/diagnose/1"
 METRICS_FILE = "metrics.jsonl"
+RUN_FILE = "run.json"
+TRAIN_SCHEMA = "vla-eval/train/1"  # run.json of the reference trainer
 _EVAL_KEYS = ("heldout_loss", "web_loss", "web_accuracy")
+CHECK_EVERY = 10  # Diagnose's default check_every
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": math.inf}
 
 
@@ -112,7 +125,8 @@ def diagnose_metrics(
     if not records:
         raise DataError(f"{path} has no records; expected one JSON object per logged step")
     detectors = DetectorSet(default_detectors(thresholds, task_counts))
-    for line, rec in records:
+    task_sums: dict[str, list[float]] = {}
+    for index, (line, rec) in enumerate(records):
         where = f"{path}:{line}"
         step = rec.get("step")
         if isinstance(step, bool) or not isinstance(step, int):
@@ -122,19 +136,29 @@ def diagnose_metrics(
             raise DataError(f"{where}: 'nonfinite_param' must be a string, got {param!r}")
         losses = _mapping(rec.get("loss_per_task"), where, "loss_per_task")
         counts = _mapping(rec.get("samples_per_task"), where, "samples_per_task")
-        task_errors = {
-            t: (counts.get(t, 1.0), v * counts.get(t, 1.0), None)
-            for t, v in losses.items()
-            if counts.get(t, 1.0) > 0
-        }
+        for t, v in losses.items():
+            n = counts.get(t, 1.0)
+            if n > 0:
+                sums = task_sums.setdefault(t, [0.0, 0.0])
+                sums[0] += n
+                sums[1] += v * n
+        # per-task losses reach the detector in blocks of CHECK_EVERY steps, as the
+        # live monitor's checks do, so both forget at the same pace
+        task_errors = None
+        if task_sums and (index + 1) % CHECK_EVERY == 0:
+            task_errors = {t: (n, total, None) for t, (n, total) in task_sums.items()}
+            task_sums = {}
+        # a run that mixes web data logs its action loss apart: that is what the
+        # held-out (action) loss is compared with, and what the live trainer judges
+        loss_key = "robot_loss" if rec.get("robot_loss") is not None else "loss"
         detectors.feed(
             Signals(
                 step,
-                loss=_number(rec.get("loss"), where, "loss"),
+                loss=_number(rec.get(loss_key), where, loss_key),
                 grad_norm=_number(rec.get("grad_norm"), where, "grad_norm"),
                 nonfinite_param=param,
                 lr=_number(rec.get("lr"), where, "lr"),
-                task_errors=task_errors or None,
+                task_errors=task_errors,
             )
         )
         evals = {k: _number(rec.get(k), where, k) for k in (*_EVAL_KEYS, "train_loss")}
@@ -142,7 +166,14 @@ def diagnose_metrics(
             acc = evals["web_accuracy"]
             if acc is not None and not 0.0 <= acc <= 1.0:
                 raise DataError(f"{where}: 'web_accuracy' must be a fraction in [0, 1], got {acc}")
-            detectors.feed(Signals(step, **evals))
+            n_web = rec.get("web_examples")
+            if n_web is not None and (
+                isinstance(n_web, bool) or not isinstance(n_web, int) or n_web < 1
+            ):
+                raise DataError(
+                    f"{where}: 'web_examples' must be a positive integer, got {n_web!r}"
+                )
+            detectors.feed(Signals(step, web_examples=n_web, **evals))
     return {
         "kind": "metrics",
         "records": len(records),
@@ -157,38 +188,34 @@ def diagnose_episodes(
 ) -> dict[str, Any]:
     """Judge the executed actions of rollouts for jitter, one verdict per policy.
 
-    Each record needs ``actions``: a list of equal-length action vectors (time, dim).
+    Records are read with `vla_eval.episodes.iter_episodes` (validated; a duplicate
+    episode is an error; a truncated last line is skipped with a warning). Each
+    record needs ``actions``: a list of equal-length action vectors (time, dim).
     Records without ``actions`` are counted and skipped.
 
     Raises:
-        DataError: malformed actions, or no record with actions at all.
+        DataError: a malformed record or malformed actions, or no record with actions.
     """
+    from vla_eval.episodes import TruncatedLineWarning, iter_episodes
+
     path = Path(path)
-    records, warnings = read_jsonl(path)
+    lines = _record_lines(path)
     groups: dict[str, tuple[list[np.ndarray], list[str]]] = {}
-    skipped = 0
-    for line, rec in records:
-        if "actions" not in rec:
-            skipped += 1
-            continue
-        try:
-            actions = np.asarray(rec["actions"], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError(
-                f"{path}:{line}: 'actions' must be a list of equal-length number lists"
-            ) from None
-        if actions.ndim == 1:
-            actions = actions[:, None]
-        if actions.ndim != 2 or not np.isfinite(actions).all():
-            raise DataError(
-                f"{path}:{line}: 'actions' must be a (time, dim) list of finite numbers, "
-                f"got shape {actions.shape}"
-            )
-        policy = str(rec.get("policy", "policy"))
-        label = f"{rec.get('task', '?')}/seed {rec.get('seed', '?')}"
-        seqs, labels = groups.setdefault(policy, ([], []))
-        seqs.append(actions)
-        labels.append(label)
+    skipped = records = 0
+    warnings: list[str] = []
+    with warnings_mod.catch_warnings(record=True) as caught:
+        warnings_mod.simplefilter("always", TruncatedLineWarning)
+        for line, episode in zip(lines, iter_episodes([path]), strict=False):
+            records += 1
+            if "actions" not in episode.extra:
+                skipped += 1
+                continue
+            actions = _actions(episode.extra["actions"], f"{path}:{line}")
+            policy = episode.policy or "policy"
+            seqs, labels = groups.setdefault(policy, ([], []))
+            seqs.append(actions)
+            labels.append(f"{episode.task}/seed {episode.seed}")
+    warnings += [str(w.message) for w in caught if issubclass(w.category, TruncatedLineWarning)]
     if not groups:
         raise DataError(
             f"no episode in {path} has an 'actions' list; rollout jitter needs the executed "
@@ -207,20 +234,76 @@ def diagnose_episodes(
             findings.append(found)
     return {
         "kind": "episodes",
-        "records": len(records),
+        "records": records,
         "policies": sorted(groups),
         "findings": findings,
         "warnings": warnings,
     }
 
 
+def _record_lines(path: Path) -> list[int]:
+    """1-based numbers of the non-blank lines, in order (the episode reader's records)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text") from None
+    return [i for i, line in enumerate(text.split("\n"), start=1) if line.strip()]
+
+
+def _actions(value: Any, where: str) -> np.ndarray:
+    """A rollout's executed actions as a finite (time, dim) array."""
+    try:
+        actions = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: 'actions' must be a list of equal-length number lists") from None
+    if actions.ndim == 1:
+        actions = actions[:, None]
+    if actions.ndim != 2 or not np.isfinite(actions).all():
+        raise DataError(
+            f"{where}: 'actions' must be a (time, dim) list of finite numbers, "
+            f"got shape {actions.shape}"
+        )
+    return actions
+
+
 def _looks_like_episodes(path: Path) -> bool:
-    records, _ = read_jsonl(path)
-    if not records:
+    """Whether the first record of a JSON Lines file is an episode (else: metrics)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first_line = next((line for line in fh if line.strip()), None)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text") from None
+    if first_line is None:
         raise DataError(f"{path} has no records")
-    first = records[0][1]
-    schema = str(first.get("schema", ""))
-    return "actions" in first or schema.startswith("vla-eval/episode")
+    try:
+        first = json.loads(first_line)
+    except ValueError:
+        return False  # the metrics reader names the bad line
+    if not isinstance(first, dict):
+        return False
+    return "actions" in first or str(first.get("schema", "")).startswith("vla-eval/episode")
+
+
+def trainer_run(run_dir: Path) -> dict[str, Any] | None:
+    """The reference trainer's ``run.json`` in ``run_dir``, or None if there is none.
+
+    Raises:
+        DataError: a ``run.json`` that is not a JSON object.
+    """
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(run, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return run if run.get("schema") == TRAIN_SCHEMA else None
 
 
 def diagnose_path(
@@ -246,6 +329,20 @@ def diagnose_path(
                 f"{path} has no {METRICS_FILE}; pass a run directory written by the trainer, "
                 "a metrics.jsonl or an episodes .jsonl"
             )
+        run = trainer_run(path)
+        if run is not None:
+            # judge as the trainer did live: its thresholds under the user's, its counts
+            merged = {k: dict(v) for k, v in CROSS_ENTROPY_THRESHOLDS.items()}
+            for symptom, values in (thresholds or {}).items():
+                merged.setdefault(symptom, {}).update(values)
+            thresholds = merged
+            counts = run.get("task_counts")
+            if task_counts is None and isinstance(counts, dict):
+                task_counts = {
+                    str(k): float(v)
+                    for k, v in counts.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                } or None
         result = diagnose_metrics(metrics, thresholds, task_counts)
         source = metrics
     elif path.is_file():

@@ -23,6 +23,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,6 +170,8 @@ class TrainConfig:
         checkpoint_every: checkpoint every this many steps (0: only at the end).
         diagnose: run the Diagnose detectors and record their findings.
         threads: torch CPU threads per process (0: torch's default).
+        action_regression: weight of the expected-bin squared error added to the
+            action cross-entropy (see `action_loss`); 0 trains plain cross-entropy.
     """
 
     name: str = "run"
@@ -180,6 +183,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     diagnose: bool = True
     threads: int = 0
+    action_regression: float = 0.0
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -409,6 +413,15 @@ def _finite_or_text(x: float | None) -> float | str | None:
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
+def _text_nonfinite(value: Any) -> Any:
+    """`_finite_or_text` through nested dicts (a diverged run has NaN eval metrics too)."""
+    if isinstance(value, dict):
+        return {k: _text_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return _finite_or_text(value)
+    return value
+
+
 class _MetricsLog:
     """metrics.jsonl: one flushed JSON line per step; on resume, lines past the
     checkpoint are dropped so nothing is counted twice."""
@@ -434,7 +447,7 @@ class _MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
-            self._fh.write(json.dumps(record, allow_nan=False) + "\n")
+            self._fh.write(json.dumps(_text_nonfinite(record), allow_nan=False) + "\n")
             self._fh.flush()
 
     def close(self) -> None:
@@ -603,7 +616,10 @@ def train(
                 )
                 rb = robot_batch(data, index, config, rng, tokenizer)
                 out_r = model(rb["images"], rb["text"], rb["state"])
-                r_loss = action_loss(out_r.action_logits, rb["bins"], rb["mask"], rb["weights"])
+                r_loss = action_loss(
+                    out_r.action_logits, rb["bins"], rb["mask"], rb["weights"],
+                    regression_weight=config.action_regression,
+                )  # fmt: skip
                 loss = r_loss * (per_rank[0] / (per_rank[0] + per_rank[1]))
                 if per_rank[1]:
                     wb = web_batch(data, per_rank[1], rng, config.model.state_dim)
@@ -621,7 +637,8 @@ def train(
             if diag is not None:
                 for finding in diag.step(
                     step,
-                    loss=loss_value,
+                    # the robot loss: overfitting compares it with the held-out action loss
+                    loss=robot_loss_value,
                     grad_norm=grad_norm,
                     pred_actions=out_r.action_logits.detach(),
                     target_actions=rb["bins"],
@@ -632,10 +649,16 @@ def train(
                 ):
                     if dist_info.main:
                         tqdm.write(str(finding), file=sys.stderr)
-            if math.isfinite(grad_norm):
+            # A non-finite gradient skips the update (Diagnose has flagged it) but the
+            # schedule still counts the step, so resumed and uninterrupted runs agree.
+            stepped = math.isfinite(grad_norm)
+            if stepped:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            with warnings.catch_warnings():
+                if not stepped:
+                    warnings.simplefilter("ignore", UserWarning)  # "scheduler before optimizer"
+                scheduler.step()
             step += 1
 
             record.update(
@@ -653,14 +676,16 @@ def train(
                     heldout_loss=heldout["heldout_loss"],
                     web_loss=heldout["web_loss"],
                     web_accuracy=heldout["web_accuracy"],
+                    web_examples=len(data.web_heldout),  # the accuracy's sampling noise
                     heldout=heldout["heldout"],
                 )
                 if diag is not None:
                     for finding in diag.evaluate(
-                        step,
+                        record["step"],  # the step of the metrics line it is logged on
                         heldout_loss=heldout["heldout_loss"],
                         web_loss=heldout["web_loss"],
                         web_accuracy=heldout["web_accuracy"],
+                        web_examples=len(data.web_heldout),
                     ):
                         if dist_info.main:
                             tqdm.write(str(finding), file=sys.stderr)
@@ -734,9 +759,13 @@ def _per_task_losses(logits: torch.Tensor, batch: dict, out: dict[str, list[floa
 
 
 def _make_diagnose(model: TinyVLA, config: TrainConfig, data: TrainingData) -> Any:
-    from vla_eval.diagnose import Diagnose
+    from vla_eval.diagnose import CROSS_ENTROPY_THRESHOLDS, Diagnose
 
-    return Diagnose(model, task_counts={k: v for k, v in data.robot.task_counts().items() if v})
+    return Diagnose(
+        model,
+        task_counts={k: v for k, v in data.robot.task_counts().items() if v},
+        thresholds=CROSS_ENTROPY_THRESHOLDS,  # per-task errors here are cross-entropies
+    )
 
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:
