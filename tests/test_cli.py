@@ -27,7 +27,16 @@ def test_wilson_human_readable(capsys) -> None:
 
 def test_wilson_json_is_strict_and_matches_statsmodels(capsys) -> None:
     code, out, _ = run(
-        capsys, "wilson", "-k", "3", "-n", "12", "--confidence", "0.9", "--method", "jeffreys",
+        capsys,
+        "wilson",
+        "-k",
+        "3",
+        "-n",
+        "12",
+        "--confidence",
+        "0.9",
+        "--method",
+        "jeffreys",
         "--json",
     )
     assert code == 0
@@ -83,7 +92,9 @@ def test_console_script_no_traceback_and_light_imports() -> None:
     torch, scipy, statsmodels or numpy."""
     bad = subprocess.run(
         [sys.executable, "-m", "vla_eval.cli", "wilson", "-k", "5", "-n", "3"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     probe = (

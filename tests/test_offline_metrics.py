@@ -50,9 +50,7 @@ def test_against_hand_computation(batch) -> None:
         assert out["per_dim"][f"d{i}"]["l1"] == pytest.approx(np.abs(pred - target)[..., i].mean())
         assert out["per_dim"][f"d{i}"]["accuracy"] == pytest.approx((err[..., i] == 0).mean())
     for j in range(3):
-        assert out["per_chunk_step"][j]["mse"] == pytest.approx(
-            ((pred - target)[:, j] ** 2).mean()
-        )
+        assert out["per_chunk_step"][j]["mse"] == pytest.approx(((pred - target)[:, j] ** 2).mean())
     for name in ("pick", "place"):
         rows = task == name
         assert out["per_task"][name]["accuracy"] == pytest.approx((err[rows] == 0).mean())

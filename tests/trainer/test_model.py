@@ -176,6 +176,26 @@ def test_action_loss_by_hand():
         action_loss(logits, target[:, :2])
 
 
+def test_action_loss_regression_term_by_hand():
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 3, 4, 8, generator=g)
+    target = torch.randint(0, 8, (2, 3, 4), generator=g)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    x = logits.numpy().astype(np.float64)
+    probs = np.exp(x - x.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    expected_bin = (probs * np.arange(8)).sum(-1)
+    # squared error of the expected bin, in action units for 8 bins over [-1, 1]
+    sq = ((expected_bin - target.numpy()) * 2.0 / 8) ** 2
+    per_entry = _manual_ce(x, target.numpy()) + 2.5 * sq
+    m = mask.numpy()[..., None].repeat(4, axis=-1)
+    got = action_loss(logits, target, mask, regression_weight=2.5).item()
+    assert got == pytest.approx(per_entry[m].mean(), rel=1e-5)
+    # a confident prediction of the right bin has almost no regression error
+    sharp = torch.nn.functional.one_hot(target, 8).float() * 50.0
+    assert action_loss(sharp, target, regression_weight=1.0).item() < 1e-6
+
+
 def test_web_loss_ignores_robot_rows():
     g = torch.Generator().manual_seed(2)
     logits = torch.randn(4, 6, generator=g)

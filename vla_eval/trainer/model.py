@@ -1,13 +1,15 @@
 """TinyVLA: a vision-language-action model small enough to train on a CPU in minutes.
 
 It has the named parts the recipe freezes and unfreezes stage by stage:
-``vision_encoder`` (a small conv net on 64x64 RGB images -> a grid of visual
-features), ``projection`` (visual features and the proprioceptive state -> backbone
-width), ``backbone`` (a bidirectional transformer over text tokens, visual tokens,
-a state token, H learned action-query tokens and one answer-query token),
-``action_head`` (per action query, logits over the bins of every action dimension:
-an action chunk of H steps x D dims) and ``lm_head`` (answer logits for web-style
-visual question answering). Every parameter belongs to exactly one part, so
+``vision_encoder`` (a small conv net on 64x64 RGB images, FiLM-conditioned on the
+instruction as in RT-1 -> a grid of visual features and spatial-softmax keypoints),
+``projection`` (visual features -> visual tokens; keypoints and the proprioceptive
+state -> one "where" token), ``backbone`` (word embeddings, an instruction summary
+for FiLM, and a bidirectional transformer over text tokens, visual tokens, the where
+token, H learned action-query tokens and one answer-query token), ``action_head``
+(per action query, read beside the where token, logits over the bins of every action
+dimension: an action chunk of H steps x D dims) and ``lm_head`` (answer logits for
+web-style visual question answering). Every parameter belongs to exactly one part, so
 freezing by part is exact. The architecture mirrors a token-predicting VLA (RT-2,
 OpenVLA) with parallel decoding of a whole chunk (as in OpenVLA-OFT) in place of
 autoregressive decoding, which a model this small does not need. This module
@@ -69,7 +71,7 @@ class TinyVLAConfig:
     n_bins: int = 256
     n_answers: int = 64
     width: int = 96
-    depth: int = 3
+    depth: int = 2
     heads: int = 4
     mlp_ratio: int = 4
     vision_channels: int = 64
@@ -109,8 +111,8 @@ class TinyVLAConfig:
 
     @property
     def seq_len(self) -> int:
-        """Backbone sequence: text, visual, state (if any), H action queries, 1 answer query."""
-        return self.max_text_len + self.vision_tokens + (self.state_dim > 0) + self.horizon + 1
+        """Backbone sequence: text, visual, where (keypoints + state), H action queries, 1 answer."""
+        return self.max_text_len + self.vision_tokens + 1 + self.horizon + 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,52 +140,88 @@ class ModelOutput(NamedTuple):
 
 
 class VisionEncoder(nn.Module):
-    """Conv net: uint8 (B, S, S, 3) images -> (B, (S/16)^2, vision_channels) features.
+    """FiLM-conditioned conv net: images and an instruction vector -> visual tokens and keypoints.
 
     Two coordinate channels (x and y in [-1, 1]) are appended to the image, as in
     CoordConv (Liu et al., 2018): where things are is most of what a tabletop policy
-    needs, and a plain conv net learns absolute position only slowly.
+    needs, and a plain conv net learns absolute position only slowly. The instruction
+    modulates the middle layers feature-wise (FiLM, Perez et al., 2018, as in RT-1's
+    image tokenizer), so the conv net itself can pick out "the red block" rather
+    than leave that to attention over coarse tokens. A spatial softmax (Levine et
+    al., 2016) over the last 1/8-resolution map turns each channel into an expected
+    image position, the keypoints an action can be computed from directly.
+
+    Outputs: grid features (B, (S/16)^2, channels) and keypoints (B, 2 * channels).
     """
 
-    def __init__(self, channels: int, image_size: int) -> None:
+    def __init__(self, channels: int, image_size: int, cond_dim: int) -> None:
         super().__init__()
         c = channels
         axis = torch.linspace(-1.0, 1.0, image_size)
         grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"))  # (2, S, S): x, y
         self.register_buffer("coords", grid.unsqueeze(0), persistent=False)
-        self.net = nn.Sequential(
-            nn.Conv2d(5, 32, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 48, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(48, c, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.ReLU(),
-        )  # fmt: skip
+        self.conv1 = nn.Conv2d(5, 32, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(32, 48, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv2d(48, c, 3, stride=2, padding=1)
+        self.conv4 = nn.Conv2d(c, c, 3, stride=2, padding=1)
+        self.film_sizes = (48, c)
+        self.film = nn.Linear(cond_dim, 2 * sum(self.film_sizes))
+        # Sharpness of the spatial softmax, learned (log scale).
+        self.log_temperature = nn.Parameter(torch.zeros(1))
+        side = image_size // 8
+        kaxis = torch.linspace(-1.0, 1.0, side)
+        kx, ky = torch.meshgrid(kaxis, kaxis, indexing="xy")
+        self.register_buffer(
+            "key_xy", torch.stack([kx.flatten(), ky.flatten()], 1), persistent=False
+        )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = images
         if x.dtype == torch.uint8:
             x = x.float() / 255.0
         # Images arrive channels-last like the world renders them; centre to about [-1, 1].
         x = (x.permute(0, 3, 1, 2) - 0.5) / 0.25
         x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
-        return self.net(x).flatten(2).transpose(1, 2)
+        scale2, shift2, scale3, shift3 = self.film(cond).split(
+            [self.film_sizes[0], self.film_sizes[0], self.film_sizes[1], self.film_sizes[1]], -1
+        )
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x) * (1 + scale2[:, :, None, None]) + shift2[:, :, None, None])
+        x = self.conv3(x) * (1 + scale3[:, :, None, None]) + shift3[:, :, None, None]
+        attention = F.softmax(x.flatten(2) * self.log_temperature.exp(), dim=-1)  # (B, C, P)
+        keypoints = (attention @ self.key_xy).flatten(1)  # (B, 2C): x, y per channel
+        grid = F.relu(self.conv4(F.relu(x)))
+        return grid.flatten(2).transpose(1, 2), keypoints
 
 
 class Projection(nn.Module):
-    """Visual features and proprioceptive state -> backbone width, with visual positions."""
+    """Visual features, keypoints and proprioceptive state -> backbone width.
+
+    The grid features become visual tokens (with learned positions); the keypoints
+    and the state together become one "where things are" token, which the action
+    head also reads directly.
+    """
 
     def __init__(self, config: TinyVLAConfig) -> None:
         super().__init__()
-        self.visual = nn.Linear(config.vision_channels, config.width)
-        self.visual_pos = nn.Parameter(torch.randn(config.vision_tokens, config.width) * 0.02)
-        self.state = nn.Linear(config.state_dim, config.width) if config.state_dim else None
+        w = config.width
+        self.visual = nn.Linear(config.vision_channels, w)
+        self.visual_pos = nn.Parameter(torch.randn(config.vision_tokens, w) * 0.02)
+        self.state_dim = config.state_dim
+        self.where = nn.Sequential(
+            nn.Linear(2 * config.vision_channels + config.state_dim, 2 * w),
+            nn.GELU(),
+            nn.Linear(2 * w, w),
+        )
 
     def forward(
-        self, features: torch.Tensor, state: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self, features: torch.Tensor, keypoints: torch.Tensor, state: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         visual = self.visual(features) + self.visual_pos
-        if self.state is None:
-            return visual, None
-        return visual, self.state(state).unsqueeze(1)
+        where = keypoints if state is None else torch.cat([keypoints, state.float()], dim=-1)
+        return visual, self.where(where).unsqueeze(1)
 
 
 class Block(nn.Module):
@@ -227,6 +265,20 @@ class Backbone(nn.Module):
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(config.width)
+        # Instruction summary for the vision encoder's FiLM: each word with its
+        # position goes through one nonlinearity before pooling, so "red" second and
+        # "blue" sixth differ from the reverse (a bag of words would not).
+        self.instruction = nn.Linear(config.width, config.width)
+        # Normalised, so FiLM sees a unit-scale signal from the first step (the
+        # embeddings start at std 0.02, which would leave the images unconditioned).
+        self.instruction_norm = nn.LayerNorm(config.width)
+
+    def summarize(self, text_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) padded instruction ids -> (B, width), a mean over the non-padding words."""
+        words = self.tok_emb(text_ids) + self.pos_emb[: text_ids.shape[1]]
+        keep = (text_ids != PAD_ID).unsqueeze(-1).to(words.dtype)
+        pooled = (F.gelu(self.instruction(words)) * keep).sum(1)
+        return self.instruction_norm(pooled / keep.sum(1).clamp_min(1.0))
 
     def forward(self, tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """tokens (B, N, W) already embedded; keep (B, N) bool, False for padding."""
@@ -239,17 +291,26 @@ class Backbone(nn.Module):
 
 
 class ActionHead(nn.Module):
-    """H learned action queries and a linear map from each to D x n_bins logits."""
+    """H learned action queries; an MLP maps each, beside the "where" token, to D x n_bins logits.
+
+    Reading the where token (keypoints and state after the backbone) next to each
+    query gives the head a short path from positions to motions, as a plain
+    keypoint policy has, while the backbone still mixes in language and vision.
+    """
 
     def __init__(self, config: TinyVLAConfig) -> None:
         super().__init__()
+        w = config.width
         self.action_dim, self.n_bins = config.action_dim, config.n_bins
-        self.queries = nn.Parameter(torch.randn(config.horizon, config.width) * 0.02)
-        self.out = nn.Linear(config.width, config.action_dim * config.n_bins)
+        self.queries = nn.Parameter(torch.randn(config.horizon, w) * 0.02)
+        self.hidden = nn.Linear(2 * w, 2 * w)
+        self.out = nn.Linear(2 * w, config.action_dim * config.n_bins)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        """hidden (B, H, W) action-query outputs, where (B, W) the where token's output."""
         b, h, _ = hidden.shape
-        return self.out(hidden).view(b, h, self.action_dim, self.n_bins)
+        x = torch.cat([hidden, where.unsqueeze(1).expand(-1, h, -1)], dim=-1)
+        return self.out(F.gelu(self.hidden(x))).view(b, h, self.action_dim, self.n_bins)
 
 
 class LanguageHead(nn.Module):
@@ -286,12 +347,18 @@ class TinyVLA(nn.Module):
             config = TinyVLAConfig.from_dict(config)
         lora = (config.lora_rank, config.lora_alpha, config.lora_dropout)
         self.config = dataclasses.replace(config, lora_rank=0)
-        self.vision_encoder = VisionEncoder(config.vision_channels, config.image_size)
+        self.vision_encoder = VisionEncoder(config.vision_channels, config.image_size, config.width)
         self.projection = Projection(config)
         self.backbone = Backbone(config)
         self.action_head = ActionHead(config)
         self.lm_head = LanguageHead(config)
         self.apply(_init_weights)
+        # FiLM and the position-to-motion MLPs keep PyTorch's default (fan-in scaled)
+        # init: the small transformer init would damp the language -> vision and the
+        # coordinates -> motion paths, the two a policy has to learn first.
+        for module in (*self.projection.where, self.action_head.hidden, self.vision_encoder.film):
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
         if lora[0]:
             self.add_lora(*lora)
 
@@ -313,13 +380,12 @@ class TinyVLA(nn.Module):
         cfg = self.config
         self._check_inputs(images, text_ids, state)
         b = images.shape[0]
-        visual, state_tok = self.projection(self.vision_encoder(images), state)
         # Right-pad to max_text_len so every other token keeps a fixed position.
         text_ids = F.pad(text_ids, (0, cfg.max_text_len - text_ids.shape[1]), value=PAD_ID)
+        features, keypoints = self.vision_encoder(images, self.backbone.summarize(text_ids))
+        visual, where = self.projection(features, keypoints, state)
         text = self.backbone.tok_emb(text_ids)
-        parts = [text, visual]
-        if state_tok is not None:
-            parts.append(state_tok)
+        parts = [text, visual, where]
         parts += [
             self.action_head.queries.expand(b, -1, -1),
             self.lm_head.query.expand(b, -1, -1),
@@ -328,7 +394,7 @@ class TinyVLA(nn.Module):
         keep = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         keep[:, : cfg.max_text_len] = text_ids != PAD_ID
         hidden = self.backbone(tokens, keep)
-        action_logits = self.action_head(hidden[:, -cfg.horizon - 1 : -1])
+        action_logits = self.action_head(hidden[:, -cfg.horizon - 1 : -1], where[:, 0])
         answer_logits = self.lm_head(hidden[:, -1])
         return ModelOutput(action_logits, answer_logits)
 
@@ -452,8 +518,17 @@ def action_loss(
     target_bins: torch.Tensor,
     mask: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    regression_weight: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy over action bins, averaged over valid entries.
+    """Cross-entropy over action bins, averaged over valid entries (plus an optional regression term).
+
+    Cross-entropy treats bins as unordered classes, so a prediction one bin off is
+    as wrong as one on the other side of the range, and a small model learns which
+    way to move only slowly. ``regression_weight`` > 0 adds the squared error
+    between the predicted distribution's expected bin and the target bin, in
+    action units for bins over [-1, 1] (``(E[bin] - bin) * 2 / n_bins``), which
+    gives every logit an ordinal gradient, as the MSE term of distributional
+    regression losses does. Decoding still takes the most likely bin.
 
     Args:
         logits: (B, H, D, n_bins).
@@ -461,6 +536,8 @@ def action_loss(
         mask: (B, H) or (B, H, D) bool, False for padding past an episode's end.
         weights: (B,) per-example weights (e.g. per-task loss weights); the loss is
             ``sum(w * m * ce) / sum(w * m)``.
+        regression_weight: weight of the expected-bin squared error (0: plain
+            cross-entropy), averaged with the same mask and weights.
 
     Returns:
         Scalar loss; 0 (with a gradient path) if nothing is valid.
@@ -478,8 +555,15 @@ def action_loss(
         w = w * (m.unsqueeze(-1) if m.ndim == 2 else m)
     if weights is not None:
         w = w * weights.to(ce.dtype).view(-1, 1, 1)
+    per_entry = ce
+    if regression_weight:
+        n_bins = logits.shape[-1]
+        index = torch.arange(n_bins, dtype=logits.dtype, device=logits.device)
+        expected = (logits.softmax(-1) * index).sum(-1)
+        error = (expected - target_bins.to(logits.dtype)) * (2.0 / n_bins)
+        per_entry = ce + regression_weight * error.square()
     total = w.sum()
-    return (ce * w).sum() / total.clamp_min(torch.finfo(ce.dtype).tiny)
+    return (per_entry * w).sum() / total.clamp_min(torch.finfo(ce.dtype).tiny)
 
 
 def web_loss(

@@ -197,6 +197,10 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "checkpoint_every", "threads"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.action_regression) and self.action_regression >= 0):
+            raise UsageError(
+                f"action_regression must be a finite number >= 0, got {self.action_regression}"
+            )
 
 
 @dataclass
