@@ -330,7 +330,10 @@ def learning_curve_plot(
 
 
 def training_curves_plot(
-    metrics_path: str | os.PathLike[str], path: str | os.PathLike[str], smooth: int = 25
+    metrics_path: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    smooth: int = 25,
+    title: str | None = None,
 ) -> Path:
     """A training run's metrics.jsonl as four panels: losses, per-task loss, held-out, LR/grad norm.
 
@@ -422,15 +425,17 @@ def training_curves_plot(
             a.axvline(at, color="0.5", lw=0.8, ls=":", zorder=0)
             a.annotate(
                 name,
-                xy=(at, 1.0),
+                xy=(at, 0.98),
                 xycoords=("data", "axes fraction"),
-                xytext=(2, -2),
+                xytext=(3, 0),
                 textcoords="offset points",
                 fontsize=7.5,
                 color="0.35",
                 va="top",
+                rotation=90,
             )
-    fig.suptitle(f"Training run: {Path(metrics_path).parent.name}", x=0.01, ha="left", fontsize=12)
+    name = title or f"Training run: {Path(metrics_path).parent.name}"
+    fig.suptitle(name, x=0.01, ha="left", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
 

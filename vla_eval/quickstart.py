@@ -69,7 +69,7 @@ def run_quickstart(
     success = rep.build_report(load_episodes([done["episodes"]]), splits=protocol.evaluate.splits)
     rep.plot_report(success, out / "success.png")
     findings = done["findings"] + _rollout_findings(Path(done["episodes"]))
-    _training_plot(out / "train", out / "training.png")
+    _training_plot(out / "train", out / "training.png", f"Training run: {protocol.name}")
     run_info = done["run"]
 
     result = {
@@ -105,10 +105,10 @@ def _rollout_findings(episodes: Path) -> list[dict[str, Any]]:
     return [f if isinstance(f, dict) else f.to_dict() for f in result.get("findings", [])]
 
 
-def _training_plot(run_dir: Path, path: Path) -> None:
+def _training_plot(run_dir: Path, path: Path, title: str) -> None:
     from vla_eval import plots
 
-    plots.training_curves_plot(run_dir / "metrics.jsonl", path)
+    plots.training_curves_plot(run_dir / "metrics.jsonl", path, title=title)
 
 
 def format_markdown(result: dict[str, Any]) -> str:
@@ -133,12 +133,12 @@ def format_markdown(result: dict[str, Any]) -> str:
             f"| {split} | {m['loss']:.3f} | {100 * m['accuracy']:.1f}% | "
             f"{100 * m['within_2']:.1f}% | {m['l1']:.3f} |"
         )
-    lines += [
-        "",
-        "## Online: rollouts in the tabletop world",
-        "",
-        rep.format_report(result["online"]),
-    ]
+    # The success report's own headings sit one level below this report's sections.
+    online_md = "\n".join(
+        "##" + line if line.startswith("#") else line
+        for line in rep.format_report(result["online"]).splitlines()
+    )
+    lines += ["", "## Online: rollouts in the tabletop world", "", online_md]
     lines += ["", "## Diagnose", ""]
     if result["findings"]:
         for f in result["findings"]:
