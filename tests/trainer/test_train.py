@@ -128,3 +128,18 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path) -> None:
     assert h0 == h1  # gradients were averaged: both processes hold the same weights
     rows = metrics(tmp_path)
     assert len(rows) == 8 and all(isinstance(r["loss"], float) for r in rows)
+
+
+def test_lora_specialisation_trains_only_adapters(tmp_path, smoke_config) -> None:
+    pytest.importorskip("peft")
+    cfg = replace(smoke_config, recipe=replace(smoke_config.recipe, stage3="lora"))
+    train(cfg, out_dir=tmp_path, progress=False)
+    before = load_checkpoint(tmp_path / "checkpoints" / "step_000020.pt")["model"]  # end of stage 2
+    after = load_checkpoint(tmp_path / "checkpoints" / "step_000024.pt")
+    assert after["model_config"]["lora_rank"] == cfg.recipe.lora_rank
+    lora = [n for n in after["model"] if "lora_" in n]
+    assert lora and all(n.split(".")[0] == "backbone" for n in lora)
+    for name, tensor in before.items():
+        base = name.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        key = name if name in after["model"] else base
+        assert torch.equal(tensor, after["model"][key]), f"{name} changed in a LoRA stage"
