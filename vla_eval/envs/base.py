@@ -95,3 +95,34 @@ class Env(Protocol):
         ``info["success"]`` (N,) bool says whether each episode has succeeded.
         """
         ...
+
+
+def lookup_task(by_key: dict[str, Task], key: str, what: str) -> Task:
+    """The task named ``name/split`` (or just ``name``, meaning its seen split).
+
+    Args:
+        by_key: the environment's tasks by `Task.key`.
+        key: what the user typed.
+        what: the environment, for the error message ("tabletop", "Meta-World MT10").
+    """
+    full = key if "/" in key else f"{key}/seen"
+    if full not in by_key:
+        raise UsageError(f"unknown {what} task {key!r}; expected one of {', '.join(by_key)}")
+    return by_key[full]
+
+
+def resolve_tasks(by_key: dict[str, Task], tasks: Any, n: int, what: str) -> list[Task]:
+    """One `Task` per environment from one task (or key) for all, or one per environment."""
+    if isinstance(tasks, (Task, str)):
+        tasks = [tasks] * n
+    tasks = list(tasks)
+    if len(tasks) != n:
+        raise UsageError(f"got {len(tasks)} tasks for {n} seeds; give one task or one per seed")
+    resolved = []
+    for t in tasks:
+        if isinstance(t, str):
+            t = lookup_task(by_key, t, what)
+        if not isinstance(t, Task) or t.key not in by_key or t != by_key[t.key]:
+            raise UsageError(f"{t!r} is not a task of the {what} environment")
+        resolved.append(t)
+    return resolved

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.envs.base import Obs, Task
+from vla_eval.envs.base import Obs, Task, lookup_task, resolve_tasks
 from vla_eval.errors import UsageError
 
 #: Benchmarks the adapter knows; MT ones split goals, ML ones split task classes.
@@ -378,28 +378,11 @@ class MetaWorldEnv:
         return self._tasks
 
     def task(self, key: str) -> Task:
-        """The task named ``name/split`` (or just ``name``, meaning the seen split)."""
-        full = key if "/" in key else f"{key}/seen"
-        if full not in self._by_key:
-            raise UsageError(
-                f"unknown {self.benchmark} task {key!r}; expected one of {', '.join(self._by_key)}"
-            )
-        return self._by_key[full]
+        """The task named ``name/split`` (or just the name, meaning the seen split)."""
+        return lookup_task(self._by_key, key, self.benchmark)
 
     def _resolve_tasks(self, tasks: Task | str | Sequence[Task | str], n: int) -> list[Task]:
-        if isinstance(tasks, (Task, str)):
-            tasks = [tasks] * n
-        tasks = list(tasks)
-        if len(tasks) != n:
-            raise UsageError(f"got {len(tasks)} tasks for {n} seeds; give one task or one per seed")
-        resolved = []
-        for t in tasks:
-            if isinstance(t, str):
-                t = self.task(t)
-            if not isinstance(t, Task) or t.key not in self._by_key or t != self._by_key[t.key]:
-                raise UsageError(f"{t!r} is not a task of Meta-World {self.benchmark} here")
-            resolved.append(t)
-        return resolved
+        return resolve_tasks(self._by_key, tasks, n, self.benchmark)
 
     def goals(self, task: Task | str) -> list[Any]:
         """The split's 50 goal variants of a task (``metaworld.Task`` records); seed i runs the i-th."""

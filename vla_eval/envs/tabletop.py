@@ -47,7 +47,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from vla_eval.envs.base import FAMILIES, SPLITS, Obs, Task
+from vla_eval.envs.base import FAMILIES, SPLITS, Obs, Task, lookup_task, resolve_tasks
 from vla_eval.errors import UsageError
 
 VERSION = "1.0"
@@ -507,28 +507,11 @@ class TabletopEnv:
         return self._tasks
 
     def task(self, key: str) -> Task:
-        """The task named ``family/split`` (or just ``family``, meaning the seen split)."""
-        full = key if "/" in key else f"{key}/seen"
-        if full not in self._by_key:
-            raise UsageError(
-                f"unknown tabletop task {key!r}; expected one of {', '.join(self._by_key)}"
-            )
-        return self._by_key[full]
+        """The task named ``family/split`` (or just the name, meaning the seen split)."""
+        return lookup_task(self._by_key, key, "tabletop")
 
     def _resolve_tasks(self, tasks: Task | str | Sequence[Task | str], n: int) -> list[Task]:
-        if isinstance(tasks, (Task, str)):
-            tasks = [tasks] * n
-        tasks = list(tasks)
-        if len(tasks) != n:
-            raise UsageError(f"got {len(tasks)} tasks for {n} seeds; give one task or one per seed")
-        resolved = []
-        for t in tasks:
-            if isinstance(t, str):
-                t = self.task(t)
-            if not isinstance(t, Task) or t.key not in self._by_key or t != self._by_key[t.key]:
-                raise UsageError(f"{t!r} is not a task of the tabletop world")
-            resolved.append(t)
-        return resolved
+        return resolve_tasks(self._by_key, tasks, n, "tabletop")
 
     def reset(
         self, seeds: Sequence[int] | np.ndarray, tasks: Task | str | Sequence[Task | str]
