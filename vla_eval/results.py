@@ -14,10 +14,10 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vla_eval import __version__
 
@@ -82,19 +82,39 @@ def provenance(
     }
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write strict JSON atomically (temporary file, then rename)."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file so that a crash never leaves it half-written.
+
+    `write` fills a temporary file beside `path` (opened in binary mode); the file is
+    flushed and fsynced, renamed over `path`, and the folder fsynced so the rename
+    itself is durable (best effort where a folder cannot be opened).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(obj) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return path
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
     return path
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write strict JSON atomically (temporary file, then rename)."""
+    data = (dumps(obj) + "\n").encode("utf-8")
+    return atomic_write(path, lambda fh: fh.write(data))

@@ -20,7 +20,6 @@ import os
 import pickle
 import random
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from vla_eval.errors import DataError, UsageError
+from vla_eval.results import atomic_write
 
 FORMAT = "vla-eval/ckpt/1"
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -175,34 +175,7 @@ def save_checkpoint(
         "rng": dict(rng) if rng is not None else capture_rng(),
         "recipe": recipe.to_dict() if hasattr(recipe, "to_dict") else recipe,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, so best effort.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 # --- load -------------------------------------------------------------------------
