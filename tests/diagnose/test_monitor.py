@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vla_eval.diagnose import Diagnose, Finding  # noqa: E402
+from vla_eval.diagnose import Diagnose, Finding, GradientReading  # noqa: E402
 from vla_eval.errors import UsageError  # noqa: E402
 from vla_eval.results import dumps  # noqa: E402
 
@@ -41,6 +41,42 @@ def test_frozen_parameters_are_skipped_and_the_first_nonfinite_is_named():
     diag = Diagnose(model)
     assert diag.read_gradients().names == ("1.weight", "1.bias", "2.weight", "2.bias")
     assert diag.first_nonfinite_parameter() == "1.bias"
+
+
+def test_an_overflowed_total_norm_names_the_largest_gradients():
+    """Every gradient is finite but the float32 total overflows (as AVX2 kernels do).
+
+    The squares of these norms add up to 5.3e38, above float32's largest value
+    (3.4e38): summed in float32 the total is inf while each parameter's own norm is
+    finite. Kernels that rescale get 2.3e19 instead; the reading here is the
+    overflowing one.
+    """
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model(torch.randn(3, 2)).sum().backward()
+    names = ("0.weight", "0.bias", "1.weight", "1.bias")
+    norms = torch.tensor([1e19, 3e18, 2e19, 5e18], dtype=torch.float32)
+    assert float((norms.double() ** 2).sum()) > torch.finfo(torch.float32).max
+    reading = GradientReading(names, norms, torch.tensor(math.inf))
+    diag = Diagnose(model, check_every=1)
+    [finding] = diag.step(0, loss=5.3e4, gradients=reading) + diag.flush()
+    assert finding.severity == "critical"
+    assert finding.evidence["nonfinite_kind"] == "norm_overflow"
+    assert finding.evidence["nonfinite_param"] is None
+    largest = finding.evidence["largest_grad_params"]
+    assert [name for name, _ in largest] == ["1.weight", "0.weight", "1.bias"]
+    assert largest[0][1] == pytest.approx(2e19, rel=1e-6)
+    assert "overflowed" in finding.message and "'1.weight'" in finding.message
+
+
+def test_a_nonfinite_gradient_is_named_as_such():
+    model = torch.nn.Linear(3, 2)
+    model(torch.randn(4, 3)).sum().backward()
+    model.bias.grad[0] = float("nan")
+    diag = Diagnose(model, check_every=1)
+    [finding] = diag.step(0, loss=1.0) + diag.flush()
+    assert finding.evidence["nonfinite_kind"] == "gradient"
+    assert finding.evidence["nonfinite_param"] == "bias"
+    assert finding.evidence["largest_grad_params"] is None
 
 
 def test_deferred_sync_reports_the_step_it_happened_at():

@@ -41,6 +41,9 @@ class Signals:
         loss: training loss of this step.
         grad_norm: total gradient norm before clipping.
         nonfinite_param: name of the first parameter whose gradient is NaN/inf.
+        largest_grad_params: (name, gradient norm) of the parameters with the largest
+            gradient norms, given when the total norm is not finite although every
+            parameter's own gradient norm is (the float32 total overflowed).
         lr: learning rate of this step (used to make fixes concrete).
         pred_actions: predicted actions, (batch, chunk, dim) float, or integer bins.
         target_actions: target actions, same shape as ``pred_actions``.
@@ -64,6 +67,7 @@ class Signals:
     loss: float | None = None
     grad_norm: float | None = None
     nonfinite_param: str | None = None
+    largest_grad_params: tuple[tuple[str, float], ...] | None = None
     lr: float | None = None
     pred_actions: np.ndarray | None = None
     target_actions: np.ndarray | None = None
@@ -276,16 +280,18 @@ class GradientExplosion(Detector):
             "lr": signals.lr,
         }
         if nonfinite:
+            kind, where = _nonfinite_cause(signals, loss, grad)
+            evidence["nonfinite_kind"] = kind
+            evidence["largest_grad_params"] = (
+                None
+                if signals.largest_grad_params is None
+                else [[name, norm] for name, norm in signals.largest_grad_params]
+            )
             parts = []
             if loss is not None:
                 parts.append(f"loss is {fmt(loss)}")
             if grad is not None:
                 parts.append(f"gradient norm is {fmt(grad)}")
-            where = (
-                f"; first non-finite gradient in parameter '{signals.nonfinite_param}'"
-                if signals.nonfinite_param
-                else ""
-            )
             before = f" (grad-norm median before: {fmt(grad_med)})" if grad_med is not None else ""
             message = f"{' and '.join(parts) or 'gradients are not finite'}{where}{before}."
             fix = (
@@ -312,6 +318,28 @@ class GradientExplosion(Detector):
         factor = 0.1 if ratio >= 1000 else 0.5
         fix = f"clip the gradient norm at 1.0 and {_lr_change(signals.lr, factor)}."
         return self._finding(signals, "warning", message, fix, evidence | {"ratio": ratio})
+
+
+def _nonfinite_cause(signals: Signals, loss: float | None, grad: float | None) -> tuple[str, str]:
+    """Which value went non-finite, and the clause of the message that says where.
+
+    ``gradient``: a parameter's gradient holds NaN/inf (the first one is named).
+    ``norm_overflow``: every parameter's gradient norm is finite but their float32
+    total overflowed, which depends on the CPU's kernels; the largest are named.
+    ``loss``: only the loss is non-finite. ``unknown``: the total gradient norm is not
+    finite and no per-parameter reading came with it.
+    """
+    if signals.nonfinite_param is not None:
+        return "gradient", f"; first non-finite gradient in parameter '{signals.nonfinite_param}'"
+    if signals.largest_grad_params:
+        largest = ", ".join(f"'{name}' ({fmt(norm)})" for name, norm in signals.largest_grad_params)
+        return "norm_overflow", (
+            "; the total gradient norm overflowed while every parameter's gradient is finite"
+            f" (largest gradient norms: {largest})"
+        )
+    if grad is None or math.isfinite(grad):
+        return "loss", ""
+    return "unknown", ""
 
 
 # --- mode collapse -----------------------------------------------------------------

@@ -209,6 +209,11 @@ class Diagnose:
             return None
         return self._first_nonfinite(reading)
 
+    def largest_gradients(self, model: Any = None, k: int = 3) -> tuple[tuple[str, float], ...]:
+        """(name, norm) of the ``k`` parameters with the largest gradient norms."""
+        reading = self.read_gradients(model)
+        return () if reading is None else self._largest(reading, k)
+
     def step(
         self,
         step: int,
@@ -349,16 +354,21 @@ class Diagnose:
             nonfinite = (given_norm is not None and not math.isfinite(given_norm)) or (
                 read_norm is not None and not math.isfinite(read_norm)
             )
+            largest = None
             if name is None and nonfinite:
+                if reading is None and self._params:
+                    # only the total was given: look at the gradients now
+                    reading = self.read_gradients()
                 if reading is not None:
                     name = self._first_nonfinite(reading)
-                elif self._params:  # only the total was given: look at the grads now
-                    name = self.first_nonfinite_parameter()
+                    if name is None:  # every gradient is finite: the total overflowed
+                        largest = self._largest(reading)
             signals = Signals(
                 step,
                 loss=loss,
                 grad_norm=grad_norm,
                 nonfinite_param=name,
+                largest_grad_params=largest or None,
                 lr=_scalar(lr, "lr"),
             )
             new += self._set.feed(signals)
@@ -389,6 +399,16 @@ class Diagnose:
 
         bad = (~torch.isfinite(reading.norms)).nonzero()
         return reading.names[int(bad[0, 0])] if bad.numel() else None
+
+    @staticmethod
+    def _largest(reading: GradientReading, k: int = 3) -> tuple[tuple[str, float], ...]:
+        import torch
+
+        values, index = torch.topk(reading.norms, min(k, reading.norms.numel()))
+        return tuple(
+            (reading.names[int(i)], float(v))
+            for v, i in zip(values.tolist(), index.tolist(), strict=True)
+        )
 
     def _array_signals(
         self,
