@@ -48,22 +48,14 @@ class Policy(torch.nn.Module):
         return self.head(h.mean(dim=1)).view(-1, CHUNK, DIM)
 
 
-def reference_step_overhead(steps: int, batch: int, device: torch.device) -> dict:
-    """Median TinyVLA step time with and without Diagnose, steps interleaved."""
+def reference_batches(batch: int, device: torch.device) -> tuple:
+    """(config, data, 16 precomputed robot batches with their indices, task names)."""
     import numpy as np
 
     from vla_eval.actions import ActionTokenizer
-    from vla_eval.diagnose import CROSS_ENTROPY_THRESHOLDS
     from vla_eval.envs.base import FAMILIES
-    from vla_eval.trainer import recipe as recipe_mod
-    from vla_eval.trainer.model import TinyVLA, action_loss
-    from vla_eval.trainer.train import (
-        DataConfig,
-        TrainConfig,
-        _per_task_losses,
-        build_data,
-        robot_batch,
-    )
+    from vla_eval.trainer.batches import build_data, robot_batch
+    from vla_eval.trainer.config import DataConfig, TrainConfig
 
     cfg = TrainConfig(
         batch_size=batch, data=DataConfig(heldout_per_task=1, web_examples=64)
@@ -76,7 +68,20 @@ def reference_step_overhead(steps: int, batch: int, device: torch.device) -> dic
         index = rng.integers(0, len(data.robot), batch)
         b = robot_batch(data, index, cfg, rng, tokenizer)
         batches.append(({k: v.to(device) for k, v in b.items() if v is not None}, index))
-    names = np.asarray(FAMILIES)[data.robot.task]
+    return cfg, data, batches, np.asarray(FAMILIES)[data.robot.task]
+
+
+def reference_step_overhead(steps: int, batch: int, device: torch.device) -> dict:
+    """Median TinyVLA step time with and without Diagnose, steps interleaved."""
+    import numpy as np
+
+    from vla_eval.diagnose import CROSS_ENTROPY_THRESHOLDS
+    from vla_eval.trainer import optim as recipe_mod
+    from vla_eval.trainer.losses import action_loss
+    from vla_eval.trainer.losses import per_task_losses as _per_task_losses
+    from vla_eval.trainer.model import TinyVLA
+
+    cfg, data, batches, names = reference_batches(batch, device)
 
     def make():
         torch.manual_seed(0)
@@ -148,16 +153,8 @@ def reference_step_overhead(steps: int, batch: int, device: torch.device) -> dic
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="training steps per variant")
-    parser.add_argument("--block", type=int, default=25, help="steps per timed block")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--ref-steps", type=int, default=200, help="TinyVLA steps per variant")
-    parser.add_argument("--ref-batch", type=int, default=64, help="TinyVLA batch size")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+def policy_overhead(args: argparse.Namespace, device: torch.device) -> dict:
+    """Median block time of the small policy with and without Diagnose, blocks interleaved."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     data = [
@@ -215,27 +212,37 @@ def main() -> None:
             times[which].append(block(which, b * args.block))
     plain_s, diag_s = statistics.median(times["plain"]), statistics.median(times["diagnose"])
     call_s = statistics.fmean(in_diag[args.block :])  # without the warm-up block
-    reference = reference_step_overhead(args.ref_steps, args.ref_batch, device)
-    print(
-        json.dumps(
-            {
-                "benchmark": "diagnose_overhead",
-                "device": str(device),
-                "torch_threads": torch.get_num_threads(),
-                "params": sum(p.numel() for p in plain[0].parameters()),
-                "steps_per_variant": args.block * (args.steps // args.block),
-                "plain_step_ms": round(1e3 * plain_s, 3),
-                "diagnose_step_ms": round(1e3 * diag_s, 3),
-                "diagnose_call_ms": round(1e3 * call_s, 3),
-                "overhead_ratio": round(diag_s / plain_s - 1, 4),
-                "overhead_ratio_direct": round(call_s / plain_s, 4),
-                "target": "<= 0.02",
-                "findings": [str(f) for f in diag.findings],
-                **reference,
-            },
-            indent=2,
-        )
-    )
+    return {
+        "params": sum(p.numel() for p in plain[0].parameters()),
+        "steps_per_variant": args.block * (args.steps // args.block),
+        "plain_step_ms": round(1e3 * plain_s, 3),
+        "diagnose_step_ms": round(1e3 * diag_s, 3),
+        "diagnose_call_ms": round(1e3 * call_s, 3),
+        "overhead_ratio": round(diag_s / plain_s - 1, 4),
+        "overhead_ratio_direct": round(call_s / plain_s, 4),
+        "target": "<= 0.02",
+        "findings": [str(f) for f in diag.findings],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="training steps per variant")
+    parser.add_argument("--block", type=int, default=25, help="steps per timed block")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--ref-steps", type=int, default=200, help="TinyVLA steps per variant")
+    parser.add_argument("--ref-batch", type=int, default=64, help="TinyVLA batch size")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    result = {
+        "benchmark": "diagnose_overhead",
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        **policy_overhead(args, device),
+        **reference_step_overhead(args.ref_steps, args.ref_batch, device),
+    }
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ both alike, it times
 * ``bare``: only the model's forward passes over exactly the batches the evaluation
   uses (held-out demonstrations of both splits, then the web VQA questions), under
   ``torch.no_grad``, inputs converted from numpy as the evaluation does;
-* ``evaluate``: `vla_eval.offline.evaluate_model`, the per-checkpoint path of
-  ``vla-eval offline``: the same forward passes plus cross-entropy, arg-max, the
-  `OfflineMetrics` updates, traces and ``compute()``.
+* ``evaluate``: `vla_eval.offline.evaluate.evaluate_model`, the per-checkpoint path of
+  ``vla-eval offline`` (the trainer's forward loop, `vla_eval.trainer.forward`): the
+  same forward passes plus cross-entropy, arg-max, the `OfflineMetrics` updates,
+  traces and ``compute()``.
 
 ``overhead_ratio`` = median(evaluate) / median(bare) - 1; the target is <= 0.10. On a
 busy machine that difference of two medians is noisy, so ``overhead_ratio_direct``
@@ -34,9 +35,11 @@ from pathlib import Path
 import torch
 
 from vla_eval.actions import ActionTokenizer
-from vla_eval.offline import builtin_heldout, evaluate_checkpoints, evaluate_model
+from vla_eval.offline.evaluate import evaluate_checkpoints, evaluate_model
+from vla_eval.offline.heldout import builtin_heldout
 from vla_eval.trainer.checkpoint import save_checkpoint
-from vla_eval.trainer.model import TinyVLA, TinyVLAConfig
+from vla_eval.trainer.config import TinyVLAConfig
+from vla_eval.trainer.model import TinyVLA
 
 
 @torch.no_grad()

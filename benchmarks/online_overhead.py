@@ -47,6 +47,7 @@ def main() -> int:
 
     from vla_eval import online
     from vla_eval.envs.tabletop import ExpertPolicy, TabletopEnv
+    from vla_eval.policies.checkpoint import CheckpointPolicy
     from vla_eval.protocol import load_protocol
     from vla_eval.trainer.train import train
 
@@ -62,7 +63,7 @@ def main() -> int:
     config = online.OnlineConfig(trials=args.trials, batch_size=64, execute=1, policy_name="bench")
     batches = online.plan(env, config)
     for label, policy in (
-        ("TinyVLA", online.CheckpointPolicy(ckpt)),
+        ("TinyVLA", CheckpointPolicy(ckpt)),
         ("expert", ExpertPolicy(env)),
     ):
         bare, harness = [], []

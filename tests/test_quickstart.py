@@ -1,8 +1,15 @@
-"""`vla-eval quickstart` end to end on the smallest protocol: every artefact is written."""
+"""`vla-eval quickstart` end to end on the smallest protocol: every artefact is written.
+
+The quickstart's training is the session's smoke run (the same protocol), copied into
+the output folder where the quickstart finds it finished; what is tested here is
+everything after training: offline and online evaluation, Diagnose, report and figures,
+and the resume.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,11 +20,13 @@ SMOKE = Path(__file__).parents[1] / "protocols" / "smoke.toml"
 
 
 @pytest.mark.slow
-def test_quickstart_writes_report_and_resumes(tmp_path, capsys) -> None:
+def test_quickstart_writes_report_and_resumes(tmp_path, capsys, smoke_run) -> None:
     out = tmp_path / "qs"
+    shutil.copytree(smoke_run, out / "train")
     assert main(["quickstart", "--protocol", str(SMOKE), "--out", str(out), "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "vla-eval/quickstart/1"
+    assert report["train"]["steps"] == 24
     assert set(report["offline"]["per_split"]) == {"seen", "unseen"}
     splits = {s["split"]: s["pooled"]["trials"] for s in report["online"]["splits"]}
     assert splits == {"seen": 8, "unseen": 8}  # 2 trials x 4 tasks per split
@@ -25,8 +34,8 @@ def test_quickstart_writes_report_and_resumes(tmp_path, capsys) -> None:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
     assert "## Offline" in md and "## Online" in md and "## Diagnose" in md
+    assert capsys.readouterr().out.startswith(md)  # the command prints report.md
     episodes = (out / "episodes.jsonl").read_text()
     # Rerunning reuses the finished training run and the finished rollouts.
-    capsys.readouterr()
     assert main(["quickstart", "--protocol", str(SMOKE), "--out", str(out), "--no-progress"]) == 0
     assert (out / "episodes.jsonl").read_text() == episodes

@@ -1,4 +1,4 @@
-"""Strict JSON results: undefined values become null, files are written atomically."""
+"""Strict JSON results: undefined values are null, non-finite ones strings; atomic writes."""
 
 from __future__ import annotations
 
@@ -11,10 +11,26 @@ import pytest
 from vla_eval.results import dumps, provenance, to_jsonable, write_json
 
 
-def test_non_finite_values_become_null() -> None:
-    obj = {"nan": float("nan"), "inf": math.inf, "arr": np.array([1.0, np.nan]), "i": np.int64(3)}
+def test_undefined_is_null_and_non_finite_values_are_strings() -> None:
+    obj = {
+        "none": None,
+        "nan": float("nan"),
+        "inf": math.inf,
+        "-inf": -math.inf,
+        "arr": np.array([1.0, np.nan, -np.inf]),
+        "f32": np.float32(np.inf),
+        "i": np.int64(3),
+    }
     text = dumps(obj)
-    assert json.loads(text) == {"nan": None, "inf": None, "arr": [1.0, None], "i": 3}
+    assert json.loads(text) == {
+        "none": None,
+        "nan": "nan",
+        "inf": "inf",
+        "-inf": "-inf",
+        "arr": [1.0, "nan", "-inf"],
+        "f32": "inf",
+        "i": 3,
+    }
     assert "NaN" not in text and "Infinity" not in text
 
 

@@ -4,7 +4,8 @@ A protocol names a training run (`[train]`, mapped onto `TrainConfig`), how its
 policy is evaluated (`[evaluate]`), and, for an experiment, the variants to compare
 (`[experiment]`). Reading is strict: an unknown key, a wrong type or a missing
 section is a `UsageError` naming the key and the file. Depends on `vla_eval.config`
-and the trainer's config dataclasses (torch is imported by the trainer modules).
+and the torch-free config dataclasses of the trainer and the experiment: reading a
+protocol must never import torch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 from vla_eval.config import from_dict, read_toml
 from vla_eval.errors import UsageError
-from vla_eval.experiment import ExperimentConfig
-from vla_eval.trainer.train import TrainConfig
+from vla_eval.experiment.config import ExperimentConfig
+from vla_eval.trainer.config import TrainConfig
 
 SCHEMA = "vla-eval/protocol/1"
 

@@ -4,7 +4,9 @@ Trains a small TinyVLA with the three-stage recipe (protocols/quickstart.toml),
 scores it offline on held-out demonstrations of both splits, rolls it out online on
 both splits, gathers the Diagnose findings, and writes report.md, report.json and
 PNG figures into one folder. Every step is resumable: rerunning the command picks up
-the training run and the rollouts where they stopped.
+the training run and the rollouts where they stopped. Orchestration only: it composes
+the experiment's one-run pipeline, the success report and Diagnose (each imported
+inside the function that uses it), and only the command line imports it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def run_quickstart(
     """Train, evaluate offline and online, diagnose; write the report. Returns report.json."""
     from vla_eval import report as rep
     from vla_eval.episodes import load_episodes
-    from vla_eval.experiment import train_and_evaluate
+    from vla_eval.experiment.run import train_and_evaluate
     from vla_eval.protocol import load_protocol
     from vla_eval.results import provenance, write_json
 
@@ -97,10 +99,8 @@ def _say(message: str) -> None:
 
 def _rollout_findings(episodes: Path) -> list[dict[str, Any]]:
     """Action-jitter findings over the executed rollout actions."""
-    try:
-        from vla_eval.diagnose.offline import diagnose_path
-    except ImportError:  # pragma: no cover - older diagnose module
-        return []
+    from vla_eval.diagnose.offline import diagnose_path
+
     result = diagnose_path(episodes)
     return [f if isinstance(f, dict) else f.to_dict() for f in result.get("findings", [])]
 

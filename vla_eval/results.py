@@ -1,9 +1,13 @@
 """Strict JSON results: every file and `--json` output goes through here.
 
-Results are strict JSON (`allow_nan=False`): an undefined value is written as `null`,
-never as NaN. Each result carries a `schema` name and a provenance block (command
-line, package versions, seeds, timestamp). This module imports only the standard
-library; numpy values are converted by duck typing so `vla-eval wilson` stays light.
+Results are strict JSON (`allow_nan=False`), with one rule for numbers JSON cannot
+hold: an undefined value (`None`) is written as `null`, and a measured non-finite
+float (a diverged loss, an infinite temperature) as the string ``"nan"``, ``"inf"``
+or ``"-inf"``, so it stays visible instead of reading as "not measured". Files are
+written atomically (`atomic_write`: temporary file, fsync, rename). Each result
+carries a `schema` name and a provenance block (command line, package versions,
+seeds, timestamp). This module imports only the standard library; numpy values are
+converted by duck typing so `vla-eval wilson` stays light.
 """
 
 from __future__ import annotations
@@ -22,18 +26,29 @@ from typing import Any, BinaryIO
 from vla_eval import __version__
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert `value` to plain JSON types; non-finite floats become None.
+def finite_or_text(value: float) -> float | str:
+    """The one non-finite rule: a finite float as is, else ``"nan"``, ``"inf"``, ``"-inf"``.
 
-    >>> to_jsonable({"a": float("nan"), "b": (1, 2.5)})
-    {'a': None, 'b': [1, 2.5]}
+    >>> finite_or_text(0.5), finite_or_text(float("nan")), finite_or_text(-float("inf"))
+    (0.5, 'nan', '-inf')
+    """
+    if math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert `value` to plain JSON types (see `finite_or_text` for NaN and inf).
+
+    >>> to_jsonable({"a": float("nan"), "b": (1, 2.5), "c": None})
+    {'a': 'nan', 'b': [1, 2.5], 'c': None}
     """
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite_or_text(value)
     if hasattr(value, "to_dict") and callable(value.to_dict):
         return to_jsonable(value.to_dict())
     if isinstance(value, Mapping):
@@ -50,7 +65,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps(obj: Any, indent: int | None = 2) -> str:
-    """Strict JSON text: NaN/inf become null, numpy values become Python values."""
+    """Strict JSON text: None is null, NaN/inf are strings, numpy values become Python values."""
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False, sort_keys=False)
 
 

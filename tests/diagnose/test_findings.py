@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from vla_eval.diagnose.findings import FAILURE_TABLE, SYMPTOMS, Finding, fmt
+from vla_eval.diagnose.findings import FAILURE_TABLE, SYMPTOMS, Finding
 from vla_eval.errors import DataError
+from vla_eval.formatting import number as fmt
 from vla_eval.results import dumps
 
 
@@ -44,8 +45,8 @@ def test_printed_form_matches_the_design():
 def test_json_round_trip_is_strict():
     f = Finding("overfitting", 3, "critical", "m", "fix", {"x": float("nan"), "y": [1, 2.5]})
     text = dumps(f)
-    data = json.loads(text)  # strict: NaN became null
-    assert data["evidence"] == {"x": None, "y": [1, 2.5]}
+    data = json.loads(text)  # strict: a measured NaN became the string "nan"
+    assert data["evidence"] == {"x": "nan", "y": [1, 2.5]}
     back = Finding.from_dict(data)
     assert (back.symptom, back.step, back.severity, back.message, back.fix) == (
         "overfitting",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 
 import pytest
 
@@ -16,17 +16,28 @@ def regression_data(n=256, seed=0):
     return x, x @ w + 0.01 * torch.randn(n, 3, generator=g)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("lightning") is not None
-    or importlib.util.find_spec("pytorch_lightning") is not None,
-    reason="Lightning is installed",
+@pytest.mark.parametrize(
+    ("name", "modules", "install"),
+    [
+        (
+            "DiagnoseLightningCallback",
+            ("lightning", "lightning.pytorch", "pytorch_lightning"),
+            "pip install lightning",
+        ),
+        ("DiagnoseHFCallback", ("transformers",), "pip install transformers"),
+    ],
 )
-def test_missing_framework_is_a_clear_usage_error():
+def test_missing_framework_is_a_clear_usage_error(monkeypatch, name, modules, install):
     from vla_eval.diagnose import integrations
     from vla_eval.errors import UsageError
 
-    with pytest.raises(UsageError, match="pip install lightning"):
-        integrations.DiagnoseLightningCallback  # noqa: B018
+    # hide the framework whether or not it is installed: None in sys.modules makes
+    # its import fail, as it does where the framework is missing
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(integrations, "_BUILT", {})
+    with pytest.raises(UsageError, match=install):
+        getattr(integrations, name)
 
 
 def lightning_run(lr, seed=0, steps=40, clip=1.0):

@@ -148,7 +148,7 @@ def test_summary_is_strict_json_and_fixes_can_be_left_out():
     data = json.loads(dumps(diag.to_dict()))
     assert data["schema"] == "vla-eval/diagnose/1"
     assert data["counts"] == {"gradient_explosion": 1}
-    assert data["findings"][0]["evidence"]["loss"] is None  # NaN -> null
+    assert data["findings"][0]["evidence"]["loss"] == "nan"  # a measured NaN -> "nan"
     assert Finding.from_dict(data["findings"][0]).step == 30
     assert data["thresholds"]["gradient_explosion"]["spike_factor"] == 20.0
 

@@ -55,7 +55,7 @@ def test_json_output_and_fail_on(tmp_path, capsys):
     assert data["schema"] == "vla-eval/diagnose/1"
     assert data["kind"] == "metrics" and data["records"] == 200
     assert [f["severity"] for f in data["findings"]] == ["warning", "critical"]
-    assert data["findings"][1]["evidence"]["loss"] is None  # NaN -> null, strict JSON
+    assert data["findings"][1]["evidence"]["loss"] == "nan"  # strict JSON: NaN -> "nan"
     assert "provenance" in data
 
 
@@ -113,7 +113,7 @@ def test_truncated_last_line_is_skipped_with_a_warning(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"step": 0, "loss": 1.0}\nnot json\n{"step": 2}\n', "metrics.jsonl:2: not valid JSON"),
+        ('{"step": 0, "loss": 1.0}\nnot json\n{"step": 2}\n', "metrics.jsonl:2: malformed JSON"),
         ('{"step": "zero", "loss": 1.0}\n', "'step' must be an integer"),
         ('{"step": 0, "loss": true}\n', "'loss' must be a number"),
         ('{"step": 0, "loss_per_task": [1, 2]}\n', "'loss_per_task' must be an object"),

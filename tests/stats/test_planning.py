@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from scipy.stats import norm
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
+from vla_eval.cli import main
 from vla_eval.errors import UsageError
 from vla_eval.stats.planning import (
     minimum_detectable_difference,
@@ -125,3 +127,42 @@ def test_minimum_detectable_difference_none_when_impossible():
 def test_bad_input(call, message):
     with pytest.raises(UsageError, match=message):
         call()
+
+
+# --- the `vla-eval plan` command line --------------------------------------------------
+
+
+def _error(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    return err
+
+
+def test_cli_plan(capsys):
+    assert main(["plan", "--p0", "0.5", "--p1", "0.7"]) == 0
+    assert capsys.readouterr().out.startswith("93 trials per policy")
+    assert main(["plan", "--half-width", "0.1", "--p", "0.5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema"] == "vla-eval/plan/1" and data["trials"] == 93
+    assert main(["plan", "--trials", "93", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["increase"] == pytest.approx(0.2, abs=1e-3)
+    assert main(["plan", "--trials", "10", "--p0", "0.9"]) == 0
+    assert "none possible" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan"],
+        ["plan", "--p0", "0.5"],
+        ["plan", "--p0", "0.5", "--p1", "0.5"],
+        ["plan", "--p0", "0.5", "--p1", "nan"],
+        ["plan", "--p0", "x", "--p1", "0.7"],
+        ["plan", "--half-width", "0.1", "--trials", "5"],
+        ["plan", "--trials", "0"],
+    ],
+)
+def test_cli_plan_bad_input(capsys, argv):
+    _error(capsys, argv)

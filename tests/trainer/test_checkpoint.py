@@ -15,8 +15,11 @@ import torch
 from vla_eval.actions import ActionTokenizer
 from vla_eval.errors import DataError, UsageError
 from vla_eval.trainer import checkpoint as C
+from vla_eval.trainer import optim as O
 from vla_eval.trainer import recipe as R
-from vla_eval.trainer.model import TinyVLA, TinyVLAConfig
+from vla_eval.trainer import schedule as S
+from vla_eval.trainer.config import TinyVLAConfig
+from vla_eval.trainer.model import TinyVLA
 
 SMALL = TinyVLAConfig(
     text_vocab_size=50, max_text_len=6, state_dim=3, horizon=2, n_bins=16, n_answers=5,
@@ -29,13 +32,13 @@ def _trained_setup():
     model = TinyVLA(SMALL)
     recipe = R.three_stage()
     stage = recipe.stages[0]
-    R.prepare_stage(model, stage, recipe)
-    opt = R.build_optimizer(model, stage)
-    sched = R.build_scheduler(opt, 20)
+    O.prepare_stage(model, stage, recipe)
+    opt = O.build_optimizer(model, stage)
+    sched = S.build_scheduler(opt, 20)
     images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
     out = model(images, torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 3))
     out.action_logits.sum().backward()
-    R.optimizer_step(model, opt, sched)
+    O.optimizer_step(model, opt, sched)
     tok = ActionTokenizer.fit(np.random.default_rng(0).normal(size=(100, 7)), n_bins=16)
     return model, opt, sched, recipe, tok
 
@@ -67,9 +70,9 @@ def test_round_trip_matches_design(tmp_path):
     assert R.Recipe.from_dict(ckpt["recipe"]) == recipe
 
     # optimizer and scheduler state resume exactly (after re-applying the saved stage)
-    R.prepare_stage(rebuilt, recipe.stages[0], recipe)
-    opt2 = R.build_optimizer(rebuilt, recipe.stages[0])
-    sched2 = R.build_scheduler(opt2, 20)
+    O.prepare_stage(rebuilt, recipe.stages[0], recipe)
+    opt2 = O.build_optimizer(rebuilt, recipe.stages[0])
+    sched2 = S.build_scheduler(opt2, 20)
     assert C.restore_training_state(ckpt, opt2, sched2) == 1
     assert sched2.last_epoch == sched.last_epoch
     assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
@@ -84,7 +87,7 @@ def test_round_trip_matches_design(tmp_path):
 
 def test_lora_checkpoint_rebuilds(tmp_path):
     model = TinyVLA(SMALL)
-    R.prepare_stage(model, R.three_stage("lora").stages[2])
+    O.prepare_stage(model, R.three_stage("lora").stages[2])
     path = C.save_checkpoint(
         tmp_path / "c.pt", model=model, tokenizer=ActionTokenizer(n_bins=16), step=0, stage=2
     )

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vla_eval.envs import tabletop as tt
-from vla_eval.envs import text
+from vla_eval.envs.tabletop import text
 from vla_eval.errors import DataError, UsageError
-from vla_eval.trainer import data
+from vla_eval.trainer.data import augment, datasets, files, filtering
+from vla_eval.trainer.data import demos as demo_mod
 
 
 def hand_demos(actions_per_episode, success=None, family=None, closed=None):
@@ -21,7 +22,7 @@ def hand_demos(actions_per_episode, success=None, family=None, closed=None):
     states = np.zeros((steps, 5), np.float32)
     if closed is not None:
         states[:, 2] = np.concatenate(closed)
-    return data.Demos(
+    return demo_mod.Demos(
         images=np.arange(steps, dtype=np.uint8)[:, None, None, None]
         .repeat(2, 1)
         .repeat(2, 2)
@@ -53,7 +54,7 @@ def test_chunks_by_hand_on_a_tiny_episode():
     # Two episodes: actions are numbered so every chunk entry can be checked by eye.
     a = np.array([[10 + t, 0, 0, 0, 0, 0, g] for t, g in zip(range(3), (-1, 1, 1), strict=True)])
     b = np.array([[20, 0, 0, 0, 0, 0, -1], [21, 0, 0, 0, 0, 0, -1]])
-    chunks, mask = data.chunk_actions(np.vstack([a, b]), np.array([3, 2]), horizon=3)
+    chunks, mask = datasets.chunk_actions(np.vstack([a, b]), np.array([3, 2]), horizon=3)
     assert chunks.shape == (5, 3, 7) and chunks.dtype == np.float32
     assert chunks[:, :, 0].tolist() == [
         [10, 11, 12],
@@ -84,7 +85,7 @@ def test_chunks_by_hand_on_a_tiny_episode():
 def test_chunks_match_a_plain_loop(lengths, horizon):
     rng = np.random.default_rng(len(lengths) * 10 + horizon)
     actions = rng.uniform(-1, 1, (sum(lengths), 7))
-    chunks, mask = data.chunk_actions(actions, np.array(lengths), horizon)
+    chunks, mask = datasets.chunk_actions(actions, np.array(lengths), horizon)
     start = 0
     for n in lengths:
         for t in range(n):
@@ -103,7 +104,7 @@ def test_chunks_match_a_plain_loop(lengths, horizon):
 
 def test_build_dataset_fields():
     demos = hand_demos([[act(1, 0)] * 3, [act(0, 1)] * 2], family=[1, 3])
-    ds = data.build_dataset(demos, horizon=2)
+    ds = datasets.build_dataset(demos, horizon=2)
     assert len(ds) == 5 and ds.horizon == 2
     assert ds.task.tolist() == [1, 1, 1, 3, 3]
     assert ds.episode.tolist() == [0, 0, 0, 1, 1] and ds.step.tolist() == [0, 1, 2, 0, 1]
@@ -125,7 +126,7 @@ def test_filter_counts_by_hand():
         [clean, clean[:1], idle, jerky, too_long, clean],
         success=[True, True, True, True, True, False],
     )
-    kept, report = data.filter_demos(demos)
+    kept, report = filtering.filter_demos(demos)
     assert report.total == 6 and report.kept == 1
     assert report.dropped == {
         "failed": 1,
@@ -145,20 +146,20 @@ def test_filter_counts_by_hand():
 def test_gripper_and_tilt_steps_are_not_idle():
     # Standing still while closing, holding or tilting is work, not idling.
     tilt = [act(0, 0, grip=1.0, dyaw=1.0)] * 5
-    assert not data.is_idle(np.array(tilt), np.ones(5, bool))
+    assert not filtering.is_idle(np.array(tilt), np.ones(5, bool))
     toggles = [act(0, 0, grip=g) for g in (1, -1, 1, -1, 1)]
     closed = np.array([0, 1, 0, 1, 0], bool)
-    assert not data.is_idle(np.array(toggles), closed)
+    assert not filtering.is_idle(np.array(toggles), closed)
     still = [act(0, 0, grip=1.0)] * 5
-    assert data.is_idle(np.array(still), np.ones(5, bool))
+    assert filtering.is_idle(np.array(still), np.ones(5, bool))
 
 
 def test_filter_catches_injected_defects_in_generated_demos():
     quality = tt.DemoQuality(noise=0.05, idle=0.25, failed=0.2, jerky=0.25)
-    demos = data.collect_demos(
+    demos = demo_mod.collect_demos(
         {f: 60 for f in ("pick", "place", "stack", "pour")}, "seen", quality, seed=3
     )
-    kept, report = data.filter_demos(demos)
+    kept, report = filtering.filter_demos(demos)
     assert (
         report.dropped["failed"] == int((~demos.success).sum()) == int(demos.injected_failed.sum())
     )
@@ -180,11 +181,13 @@ def test_filter_catches_injected_defects_in_generated_demos():
 def test_collect_is_deterministic_and_independent_of_batching():
     counts = {"pick": 3, "place": 2, "stack": 1, "pour": 2}
     quality = tt.DemoQuality(noise=0.1, idle=0.3)
-    a = data.collect_demos(counts, "unseen", quality, seed=5, num_envs=64)
-    b = data.collect_demos(counts, "unseen", quality, seed=5, num_envs=3)
-    for name in ("images", "states", "actions", "episode", "step", "seed", "success", "length"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert a.instruction.tolist() == b.instruction.tolist()
+    # all eight episodes in one batch, batches of 3 that cut across families, one at a time
+    a = demo_mod.collect_demos(counts, "unseen", quality, seed=5, num_envs=8)
+    for num_envs in (3, 1):
+        b = demo_mod.collect_demos(counts, "unseen", quality, seed=5, num_envs=num_envs)
+        for name in ("images", "states", "actions", "episode", "step", "seed", "success", "length"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.instruction.tolist() == b.instruction.tolist()
     assert a.family.tolist() == [0, 0, 0, 1, 1, 2, 3, 3]
     assert (a.split == 1).all() and a.success.all()
     # Images are what the env showed before each action: the first is the reset frame.
@@ -194,27 +197,27 @@ def test_collect_is_deterministic_and_independent_of_batching():
 
 
 def test_heldout_seeds_never_repeat_training_seeds():
-    train = data.episode_seeds("pick", "seen", 500, seed=0)
-    held = data.episode_seeds("pick", "seen", 500, seed=0, stream=1)
+    train = demo_mod.episode_seeds("pick", "seen", 500, seed=0)
+    held = demo_mod.episode_seeds("pick", "seen", 500, seed=0, stream=1)
     assert len(set(train)) == 500 and not set(train) & set(held)
     assert (train % 2 == 0).all() and (held % 2 == 1).all()
-    ds = data.heldout_dataset("unseen", per_family=2, horizon=4)
+    ds = datasets.heldout_dataset("unseen", per_family=2, horizon=4)
     assert set(ds.task.tolist()) == {0, 1, 2, 3} and (ds.split == 1).all()
 
 
 def test_scaled_counts_keep_the_recipe_imbalance():
-    assert data.scaled_counts(0.01) == {"pick": 500, "place": 300, "stack": 20, "pour": 5}
-    assert data.scaled_counts(0.001) == {"pick": 50, "place": 30, "stack": 2, "pour": 1}
+    assert demo_mod.scaled_counts(0.01) == {"pick": 500, "place": 300, "stack": 20, "pour": 5}
+    assert demo_mod.scaled_counts(0.001) == {"pick": 50, "place": 30, "stack": 2, "pour": 1}
     with pytest.raises(UsageError):
-        data.scaled_counts(0)
+        demo_mod.scaled_counts(0)
     with pytest.raises(UsageError, match="unknown task family"):
-        data.collect_demos({"juggle": 3})
+        demo_mod.collect_demos({"juggle": 3})
     with pytest.raises(UsageError, match="no demonstrations"):
-        data.collect_demos({"pick": 0})
+        demo_mod.collect_demos({"pick": 0})
 
 
 def test_make_demo_dataset_reports_and_chunks():
-    ds, report = data.make_demo_dataset(
+    ds, report = datasets.make_demo_dataset(
         {"pick": 4, "pour": 2}, quality=tt.DemoQuality(failed=0.5), horizon=4, seed=2
     )
     assert report.total == 6 and report.kept == len(set(ds.episode.tolist()))
@@ -225,7 +228,7 @@ def test_make_demo_dataset_reports_and_chunks():
 
 
 def test_web_dataset_matches_the_examples():
-    web = data.make_web_dataset(30, seed=2)
+    web = datasets.make_web_dataset(30, seed=2)
     ex = text.web_examples(30, seed=2)
     assert [text.ANSWERS[i] for i in web.answers] == ex.answers
     tok = text.TextTokenizer()
@@ -240,20 +243,20 @@ def test_web_dataset_matches_the_examples():
 def test_random_shift_is_an_edge_padded_crop():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
-    out = data.random_shift(images, 2, np.random.default_rng(1))
+    out = augment.random_shift(images, 2, np.random.default_rng(1))
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
     for i in range(4):
         crops = [padded[i, dy : dy + 16, dx : dx + 16] for dy in range(5) for dx in range(5)]
         assert any(np.array_equal(out[i], c) for c in crops)
-    np.testing.assert_array_equal(data.random_shift(images, 0, rng), images)
+    np.testing.assert_array_equal(augment.random_shift(images, 0, rng), images)
 
 
 def test_colour_jitter_by_hand():
     img = np.full((1, 2, 2, 3), 100, np.uint8)
     img[0, 0, 0] = 200
-    same = data.colour_jitter(img, 0.0, 0.0, np.random.default_rng(0))
+    same = augment.colour_jitter(img, 0.0, 0.0, np.random.default_rng(0))
     np.testing.assert_array_equal(same, img)
-    out = data.colour_jitter(img, 0.5, 0.5, np.random.default_rng(0))
+    out = augment.colour_jitter(img, 0.5, 0.5, np.random.default_rng(0))
     rng = np.random.default_rng(0)
     b, c = rng.uniform(0.5, 1.5), rng.uniform(0.5, 1.5)
     mean = img.astype(float).mean()
@@ -265,11 +268,11 @@ def test_colour_jitter_by_hand():
 def test_action_noise_touches_only_the_motion_and_stays_in_range():
     actions = np.zeros((50, 8, 7), np.float32)
     actions[..., 6] = 1.0
-    out = data.action_noise(actions, 0.5, np.random.default_rng(0))
+    out = augment.action_noise(actions, 0.5, np.random.default_rng(0))
     assert np.abs(out[..., 0:2]).max() <= 1 and out[..., 0:2].std() > 0.3
     np.testing.assert_array_equal(out[..., 2:], actions[..., 2:])
     np.testing.assert_array_equal(
-        data.action_noise(actions, 0.0, np.random.default_rng(0)), actions
+        augment.action_noise(actions, 0.0, np.random.default_rng(0)), actions
     )
 
 
@@ -277,11 +280,11 @@ def test_action_noise_touches_only_the_motion_and_stays_in_range():
 
 
 def test_npz_round_trip(tmp_path):
-    demos = data.collect_demos({"place": 2, "pour": 1}, seed=1)
-    ds = data.build_dataset(demos, horizon=4)
-    path = data.save_dataset(tmp_path / "sub" / "demos.npz", ds)
-    back = data.load_dataset(path)
-    assert isinstance(back, data.DemoDataset)
+    demos = demo_mod.collect_demos({"place": 2, "pour": 1}, seed=1)
+    ds = datasets.build_dataset(demos, horizon=4)
+    path = files.save_dataset(tmp_path / "sub" / "demos.npz", ds)
+    back = files.load_dataset(path)
+    assert isinstance(back, datasets.DemoDataset)
     for name in (
         "images",
         "states",
@@ -298,9 +301,9 @@ def test_npz_round_trip(tmp_path):
         np.testing.assert_array_equal(got, want)
     assert back.instructions.tolist() == ds.instructions.tolist()
     assert tuple(back.vocab.tolist()) == text.WORLD_VOCAB
-    web = data.make_web_dataset(10, seed=0)
-    back_web = data.load_dataset(data.save_dataset(tmp_path / "web.npz", web))
-    assert isinstance(back_web, data.WebDataset)
+    web = datasets.make_web_dataset(10, seed=0)
+    back_web = files.load_dataset(files.save_dataset(tmp_path / "web.npz", web))
+    assert isinstance(back_web, datasets.WebDataset)
     np.testing.assert_array_equal(back_web.answers, web.answers)
     np.testing.assert_array_equal(back_web.images, web.images)
     assert list(tmp_path.glob("**/*.tmp")) == []
@@ -308,20 +311,22 @@ def test_npz_round_trip(tmp_path):
 
 def test_bad_files_are_refused(tmp_path):
     with pytest.raises(UsageError, match="no dataset file"):
-        data.load_dataset(tmp_path / "missing.npz")
+        files.load_dataset(tmp_path / "missing.npz")
     pickled = tmp_path / "pickled.npz"
-    np.savez(pickled, schema=np.array(data.DEMOS_SCHEMA), images=np.array([{"a": 1}], dtype=object))
+    np.savez(
+        pickled, schema=np.array(files.DEMOS_SCHEMA), images=np.array([{"a": 1}], dtype=object)
+    )
     with pytest.raises(DataError, match="not a plain-array dataset"):
-        data.load_dataset(pickled)
+        files.load_dataset(pickled)
     other = tmp_path / "other.npz"
     np.savez(other, schema=np.array("something/else/1"), x=np.zeros(2))
     with pytest.raises(DataError, match="unknown dataset schema"):
-        data.load_dataset(other)
+        files.load_dataset(other)
     partial = tmp_path / "partial.npz"
-    np.savez(partial, schema=np.array(data.DEMOS_SCHEMA), images=np.zeros((1, 2, 2, 3), np.uint8))
+    np.savez(partial, schema=np.array(files.DEMOS_SCHEMA), images=np.zeros((1, 2, 2, 3), np.uint8))
     with pytest.raises(DataError, match="missing fields"):
-        data.load_dataset(partial)
+        files.load_dataset(partial)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file")
     with pytest.raises(DataError):
-        data.load_dataset(garbage)
+        files.load_dataset(garbage)

@@ -10,14 +10,9 @@ import torch
 
 from vla_eval.actions import ActionTokenizer
 from vla_eval.errors import UsageError
-from vla_eval.trainer.model import (
-    IGNORE_INDEX,
-    PARTS,
-    TinyVLA,
-    TinyVLAConfig,
-    action_loss,
-    web_loss,
-)
+from vla_eval.trainer.config import TinyVLAConfig
+from vla_eval.trainer.losses import action_loss, web_loss
+from vla_eval.trainer.model import IGNORE_INDEX, PARTS, TinyVLA, add_lora
 
 
 def _inputs(cfg: TinyVLAConfig, b: int = 3, text_len: int = 5, seed: int = 0):
@@ -131,7 +126,7 @@ def test_config_round_trip_and_errors():
 def test_lora_config_rebuilds_the_same_modules():
     torch.manual_seed(0)
     model = TinyVLA(TinyVLAConfig(width=64, heads=2))
-    model.add_lora(rank=4, alpha=8)
+    add_lora(model, rank=4, alpha=8)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -143,7 +138,7 @@ def test_lora_config_rebuilds_the_same_modules():
         model.eval()(*inputs).action_logits, rebuilt.eval()(*inputs).action_logits
     )
     with pytest.raises(UsageError, match="already"):
-        model.add_lora()
+        add_lora(model)
 
 
 # --- losses ---------------------------------------------------------------------------

@@ -12,8 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vla_eval.errors import UsageError
+from vla_eval.trainer import optim as O
 from vla_eval.trainer import recipe as R
-from vla_eval.trainer.model import PARTS, TinyVLA, TinyVLAConfig, action_loss, web_loss
+from vla_eval.trainer import schedule as S
+from vla_eval.trainer.config import TinyVLAConfig
+from vla_eval.trainer.losses import action_loss, web_loss
+from vla_eval.trainer.model import PARTS, TinyVLA
 
 SMALL = TinyVLAConfig(
     text_vocab_size=50, max_text_len=6, state_dim=3, horizon=2, n_bins=16, n_answers=5,
@@ -26,7 +30,7 @@ SMALL = TinyVLAConfig(
 
 def test_schedule_shape_for_1000_steps():
     base = 1e-3
-    lrs = [R.cosine_lr(s, 1000, base) for s in range(1000)]
+    lrs = [S.cosine_lr(s, 1000, base) for s in range(1000)]
     w = 30  # 3% of 1000
     # warm-up: base * (s + 1) / (w + 1), written out independently
     assert lrs[:w] == pytest.approx([base * (s + 1) / 31 for s in range(w)])
@@ -40,17 +44,17 @@ def test_schedule_shape_for_1000_steps():
     assert all(b <= a for a, b in itertools.pairwise(lrs[w:]))
     assert min(lrs) > 0 and max(lrs) == pytest.approx(base)
     # a scheduler stepped once past the end keeps the final LR
-    assert R.cosine_lr(1000, 1000, base) == pytest.approx(1e-4)
-    assert R.cosine_lr(5000, 1000, base) == pytest.approx(1e-4)
+    assert S.cosine_lr(1000, 1000, base) == pytest.approx(1e-4)
+    assert S.cosine_lr(5000, 1000, base) == pytest.approx(1e-4)
 
 
 def test_short_stages_do_not_divide_by_zero():
-    assert R.cosine_lr(0, 1, 1.0) == 1.0  # one step: no room to warm up
-    assert [R.cosine_lr(s, 2, 1.0, warmup_frac=0.9) for s in range(2)] == [0.5, 1.0]
-    assert [R.cosine_lr(s, 3, 1.0, warmup_frac=0.99) for s in range(3)] == pytest.approx(
+    assert S.cosine_lr(0, 1, 1.0) == 1.0  # one step: no room to warm up
+    assert [S.cosine_lr(s, 2, 1.0, warmup_frac=0.9) for s in range(2)] == [0.5, 1.0]
+    assert [S.cosine_lr(s, 3, 1.0, warmup_frac=0.99) for s in range(3)] == pytest.approx(
         [1 / 3, 2 / 3, 1.0]
     )
-    assert [R.cosine_lr(s, 2, 1.0, warmup_frac=0.0, min_lr_frac=0.2) for s in range(2)] == [
+    assert [S.cosine_lr(s, 2, 1.0, warmup_frac=0.0, min_lr_frac=0.2) for s in range(2)] == [
         1.0,
         0.2,
     ]
@@ -63,7 +67,7 @@ def test_short_stages_do_not_divide_by_zero():
     floor=st.floats(1e-3, 1.0),
 )
 def test_schedule_properties(total, warmup, floor):
-    lrs = [R.cosine_lr(s, total, 2.0, warmup, floor) for s in range(total)]
+    lrs = [S.cosine_lr(s, total, 2.0, warmup, floor) for s in range(total)]
     assert all(0 < lr <= 2.0 + 1e-12 for lr in lrs)
     assert max(lrs) == pytest.approx(2.0)  # the peak is always reached
     peak = lrs.index(max(lrs))
@@ -88,19 +92,19 @@ def test_schedule_properties(total, warmup, floor):
 def test_schedule_bad_input(kwargs):
     args = {"step": 0, "total": 10, "base_lr": 1e-3} | kwargs
     with pytest.raises(UsageError):
-        R.cosine_lr(**args)
+        S.cosine_lr(**args)
 
 
 def test_lambda_scheduler_follows_cosine_lr():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=2e-5)
-    sched = R.build_scheduler(opt, 50, warmup_frac=0.1)
+    sched = S.build_scheduler(opt, 50, warmup_frac=0.1)
     seen = []
     for _ in range(50):
         seen.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert seen == pytest.approx([R.cosine_lr(s, 50, 2e-5, 0.1) for s in range(50)])
+    assert seen == pytest.approx([S.cosine_lr(s, 50, 2e-5, 0.1) for s in range(50)])
     # its state is plain data: loads with weights_only
     buf = io.BytesIO()
     torch.save(sched.state_dict(), buf)
@@ -123,7 +127,6 @@ def test_three_stage_matches_the_recipe():
     assert set(align.trainable) == {"projection", "action_head"}
     assert set(cofine.trainable) == set(PARTS) and cofine.web_ratio > 0
     assert set(special.trainable) == set(PARTS) and special.web_ratio == 0
-    assert special.robot_data == "target"
     assert all(s.weight_decay == 0.01 and s.warmup_frac == 0.03 for s in r.stages)
     assert r.grad_clip == 1.0
     assert set(R.three_stage("frozen_backbone").stages[2].trainable) == set(PARTS) - {"backbone"}
@@ -211,12 +214,12 @@ def _batch(b: int = 4):
 
 def _train_one_step(model: TinyVLA, stage: R.Stage) -> dict[str, torch.Tensor]:
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    opt = R.build_optimizer(model, stage)
+    opt = O.build_optimizer(model, stage)
     images, text, state, bins, answers = _batch()
     out = model(images, text, state)
     loss = action_loss(out.action_logits, bins) + web_loss(out.answer_logits, answers)
     loss.backward()
-    R.optimizer_step(model, opt, None)
+    O.optimizer_step(model, opt, None)
     return before
 
 
@@ -239,10 +242,10 @@ def test_each_stage_trains_exactly_its_parts(recipe, index, trains):
     torch.manual_seed(0)
     model = TinyVLA(SMALL)
     stage = recipe.stages[index]
-    counts = R.prepare_stage(model, stage, recipe)
+    counts = O.prepare_stage(model, stage, recipe)
     sizes = model.part_parameters()
     assert counts == {p: (sizes[p] if p in trains else 0) for p in PARTS}
-    opt = R.build_optimizer(model, stage)
+    opt = O.build_optimizer(model, stage)
     handed = {id(p) for g in opt.param_groups for p in g["params"]}
     assert handed == {id(p) for p in model.parameters() if p.requires_grad}
     before = _train_one_step(model, stage)
@@ -260,7 +263,7 @@ def test_lora_stage_trains_only_adapters():
     with torch.no_grad():
         reference = model(images, text, state).action_logits
     recipe = R.three_stage("lora", lora_rank=4)
-    counts = R.prepare_stage(model, recipe.stages[2], recipe)
+    counts = O.prepare_stage(model, recipe.stages[2], recipe)
     assert model.config.lora_rank == 4
     lora_names = {n for n, _ in model.named_parameters() if "lora_" in n}
     assert lora_names and all(n.startswith("backbone.") for n in lora_names)
@@ -279,7 +282,7 @@ def test_lora_stage_trains_only_adapters():
 def test_apply_freezing_needs_adapters_and_named_parts():
     model = TinyVLA(SMALL)
     with pytest.raises(UsageError, match="no"):
-        R.apply_freezing(model, R.Stage("lora", 1.0, 1e-3, (), lora=True))
+        O.apply_freezing(model, R.Stage("lora", 1.0, 1e-3, (), lora=True))
 
     class Loose(torch.nn.Module):
         def __init__(self):
@@ -289,9 +292,9 @@ def test_apply_freezing_needs_adapters_and_named_parts():
             self.extra = torch.nn.Parameter(torch.zeros(1))
 
     with pytest.raises(UsageError, match="outside"):
-        R.apply_freezing(Loose(), R.one_stage().stages[0])
+        O.apply_freezing(Loose(), R.one_stage().stages[0])
     with pytest.raises(UsageError, match="no part"):
-        R.apply_freezing(torch.nn.Linear(2, 2), R.one_stage().stages[0])
+        O.apply_freezing(torch.nn.Linear(2, 2), R.one_stage().stages[0])
 
 
 def test_generic_model_gets_peft_lora():
@@ -307,7 +310,7 @@ def test_generic_model_gets_peft_lora():
             self.lm_head = torch.nn.Linear(4, 2)
 
     model = Generic()
-    R.prepare_stage(model, R.three_stage("lora").stages[2])
+    O.prepare_stage(model, R.three_stage("lora").stages[2])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n and n.startswith("backbone.") for n in trainable)
 
@@ -315,8 +318,8 @@ def test_generic_model_gets_peft_lora():
 def test_weight_decay_groups():
     model = TinyVLA(SMALL)
     stage = R.three_stage().stages[1]
-    R.prepare_stage(model, stage)
-    opt = R.build_optimizer(model, stage)
+    O.prepare_stage(model, stage)
+    opt = O.build_optimizer(model, stage)
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}
@@ -334,11 +337,11 @@ def test_weight_decay_groups():
 def test_clip_gradients_by_hand():
     a = torch.nn.Parameter(torch.zeros(2))
     a.grad = torch.tensor([3.0, 4.0])  # norm 5
-    assert R.clip_gradients([a], 1.0) == pytest.approx(5.0)
+    assert O.clip_gradients([a], 1.0) == pytest.approx(5.0)
     assert a.grad.tolist() == pytest.approx([0.6, 0.8])
     b = torch.nn.Parameter(torch.zeros(2))
     b.grad = torch.tensor([0.3, 0.4])  # norm 0.5 stays
-    assert R.clip_gradients([b], 1.0) == pytest.approx(0.5)
+    assert O.clip_gradients([b], 1.0) == pytest.approx(0.5)
     assert b.grad.tolist() == pytest.approx([0.3, 0.4])
 
 
@@ -346,9 +349,9 @@ def test_optimizer_step_skips_non_finite_gradients():
     lin = torch.nn.Linear(2, 1)
     before = [p.detach().clone() for p in lin.parameters()]
     opt = torch.optim.AdamW(lin.parameters(), lr=0.1)
-    sched = R.build_scheduler(opt, 10)
+    sched = S.build_scheduler(opt, 10)
     lin(torch.tensor([[float("nan"), 1.0]])).sum().backward()
-    norm = R.optimizer_step(lin, opt, sched)
+    norm = O.optimizer_step(lin, opt, sched)
     assert not math.isfinite(norm)
     assert all(torch.equal(p, q) for p, q in zip(lin.parameters(), before, strict=True))
     assert sched.last_epoch == 1
@@ -362,8 +365,7 @@ def test_gradient_accumulation_equals_big_batch():
     small.load_state_dict(big.state_dict())
     torch.nn.functional.mse_loss(big(x), y).backward()
     accum = 4
-    for i, (xb, yb) in enumerate(zip(x.split(2), y.split(2), strict=True)):
+    for xb, yb in zip(x.split(2), y.split(2), strict=True):
         (torch.nn.functional.mse_loss(small(xb), yb) / accum).backward()
-        assert R.is_update_step(i, accum) == (i == 3)
     for p, q in zip(big.parameters(), small.parameters(), strict=True):
         assert torch.allclose(p.grad, q.grad, atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -49,16 +50,14 @@ def test_short_run_loss_falls_and_writes_everything(tmp_path, smoke_config) -> N
     assert isinstance(ckpt["recipe"]["text_vocab"], list) and ckpt["recipe"]["text_vocab"]
 
 
-def test_frozen_parts_do_not_change_in_alignment(tmp_path, smoke_config) -> None:
+def test_frozen_parts_do_not_change_in_alignment(smoke_run, smoke_config) -> None:
     """Stage 1 trains projection + action head; the other parts keep their initial weights."""
     from vla_eval.trainer.model import TinyVLA
 
-    cfg = replace(smoke_config, steps=40, checkpoint_every=0, eval_every=0)
-    train(cfg, out_dir=tmp_path, progress=False)
-    aligned = load_checkpoint(tmp_path / "checkpoints" / "step_000002.pt")  # 5% of 40 steps
+    aligned = load_checkpoint(smoke_run / "checkpoints" / "step_000001.pt")  # 5% of 24 steps
     assert aligned["stage"] == "align"
-    torch.manual_seed(cfg.seed)  # the trainer seeds torch before building the model
-    initial = TinyVLA(cfg.model).state_dict()
+    torch.manual_seed(smoke_config.seed)  # the trainer seeds torch before building the model
+    initial = TinyVLA(smoke_config.model).state_dict()
     moved = {n: not torch.equal(t, initial[n]) for n, t in aligned["model"].items()}
     for name, changed in moved.items():
         if name.split(".")[0] in ("vision_encoder", "backbone", "lm_head"):
@@ -68,27 +67,27 @@ def test_frozen_parts_do_not_change_in_alignment(tmp_path, smoke_config) -> None
 
 
 @pytest.mark.parametrize("cut", [16, 20])  # inside stage 2, and exactly at its end
-def test_resume_gives_the_same_losses(tmp_path, smoke_config, cut) -> None:
-    train(smoke_config, out_dir=tmp_path / "a", progress=False)
-    train(smoke_config, out_dir=tmp_path / "b", progress=False)
-    for p in (tmp_path / "b" / "checkpoints").glob("*.pt"):
+def test_resume_gives_the_same_losses(tmp_path, smoke_run, smoke_config, cut) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    for p in (run / "checkpoints").glob("*.pt"):
         if int(p.stem.split("_")[1]) > cut:
             p.unlink()
-    train(smoke_config, out_dir=tmp_path / "b", resume=True, progress=False)
-    a, b = metrics(tmp_path / "a"), metrics(tmp_path / "b")
+    train(smoke_config, out_dir=run, resume=True, progress=False)
+    a, b = metrics(smoke_run), metrics(run)
     assert [r["step"] for r in b] == list(range(smoke_config.steps))
-    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bit for bit
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bit for bit, in one process
 
 
-def test_refuses_to_overwrite_or_resume_nothing(tmp_path, smoke_config) -> None:
+def test_refuses_to_overwrite_or_resume_nothing(tmp_path, smoke_run, smoke_config) -> None:
     with pytest.raises(UsageError, match="nothing to resume"):
-        train(smoke_config, out_dir=tmp_path, resume=True, progress=False)
-    cfg = replace(smoke_config, steps=3, eval_every=0, checkpoint_every=0)
-    train(cfg, out_dir=tmp_path, progress=False)
+        train(smoke_config, out_dir=tmp_path / "empty", resume=True, progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
     with pytest.raises(UsageError, match="already holds a run"):
-        train(cfg, out_dir=tmp_path, progress=False)
+        train(smoke_config, out_dir=run, progress=False)
     with pytest.raises(UsageError, match="different configuration"):
-        train(replace(cfg, seed=1), out_dir=tmp_path, resume=True, progress=False)
+        train(replace(smoke_config, seed=1), out_dir=run, resume=True, progress=False)
 
 
 DDP_SCRIPT = textwrap.dedent(
@@ -96,14 +95,14 @@ DDP_SCRIPT = textwrap.dedent(
     import hashlib, sys, torch
     from dataclasses import replace
     from vla_eval.protocol import load_protocol
-    from vla_eval.trainer import train as t
+    from vla_eval.trainer import setup, train as t
     captured = {{}}
-    real = t.TinyVLA
+    real = setup.TinyVLA
     class Spy(real):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             captured["model"] = self
-    t.TinyVLA = Spy
+    setup.TinyVLA = Spy
     cfg = replace(load_protocol({smoke!r}).train, steps=8, eval_every=0, checkpoint_every=0)
     t.train(cfg, out_dir={out!r}, progress=False)
     flat = torch.cat([p.detach().flatten() for p in captured["model"].parameters()])

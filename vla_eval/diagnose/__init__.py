@@ -20,7 +20,8 @@ from vla_eval.diagnose.detectors import (
     default_detectors,
 )
 from vla_eval.diagnose.findings import FAILURE_TABLE, SYMPTOMS, Finding
-from vla_eval.diagnose.monitor import Diagnose, GradientReading
+from vla_eval.diagnose.gradients import GradientReading
+from vla_eval.diagnose.monitor import Diagnose
 
 __all__ = [
     "CROSS_ENTROPY_THRESHOLDS",

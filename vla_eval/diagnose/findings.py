@@ -9,7 +9,6 @@ that only read findings stay light.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,35 +44,6 @@ FAILURE_TABLE: Mapping[str, tuple[str, str]] = MappingProxyType(
         "task_imbalance": ("good at common tasks, bad at rare", "temperature sampling"),
     }
 )
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    """A number as a person would write it in a message: 3.1e4, 0.042, 12.5, nan.
-
-    >>> fmt(31000.0), fmt(0.04213), fmt(12.5), fmt(529.4), fmt(99.6), fmt(0.00012)
-    ('3.1e4', '0.042', '12', '529', '100', '1.2e-4')
-    """
-    if value is None:
-        return "n/a"
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
-        mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    text = f"{value:.{digits}g}"
-    return str(round(value)) if "e" in text else text  # 529, not 5.3e+02
-
-
-def pct(fraction: float) -> str:
-    """A fraction as a percentage with sensible precision.
-
-    >>> pct(0.0312), pct(0.25), pct(0.00061)
-    ('3.1%', '25%', '0.061%')
-    """
-    return f"{fmt(100.0 * fraction)}%"
 
 
 @dataclass(frozen=True)

@@ -53,85 +53,168 @@ def _metric(metrics: Mapping[str, Any], key: str) -> float | None:
     return float(value.item() if hasattr(value, "item") else value)
 
 
+# The adapters are plain classes; `_lightning_class` / `_hf_class` mix each with its
+# framework's callback base class once that framework has been imported.
+class _LightningCallbackAdapter:
+    """Lightning callback running `Diagnose` on every training batch.
+
+    ``training_step`` may return a dict with ``loss`` and, for the action checks,
+    ``pred_actions``, ``target_actions`` and ``task``. Eval metrics are read from
+    ``trainer.callback_metrics`` after each validation epoch.
+
+    Args:
+        on_finding: called with each new finding (default: print to stderr).
+        eval_keys: Diagnose.evaluate keyword -> logged metric name
+            (defaults: heldout_loss <- "val_loss", web_loss <- "web_loss",
+            web_accuracy <- "web_accuracy").
+        **diagnose_kwargs: passed to `Diagnose` (thresholds, check_every, ...).
+    """
+
+    def __init__(
+        self,
+        on_finding: Callable[[Finding], None] | None = _print_finding,
+        eval_keys: Mapping[str, str] | None = None,
+        **diagnose_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.on_finding = on_finding
+        self.eval_keys = {**_EVAL_KEYS, **(eval_keys or {})}
+        self.diagnose_kwargs = diagnose_kwargs
+        self.diagnose: Diagnose | None = None
+        self._reading = None
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self.diagnose is None:
+            self.diagnose = Diagnose(pl_module, **self.diagnose_kwargs)
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        # Lightning clips after this hook: these are the raw gradients
+        self._reading = self.diagnose.read_gradients()
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if outputs is None:
+            return
+        out = outputs if isinstance(outputs, Mapping) else {"loss": outputs}
+        lr = None
+        if trainer.optimizers:
+            lr = trainer.optimizers[0].param_groups[0].get("lr")
+        self._report(
+            self.diagnose.step(
+                trainer.global_step - 1 if self._reading is not None else trainer.global_step,
+                loss=out.get("loss"),
+                pred_actions=out.get("pred_actions"),
+                target_actions=out.get("target_actions"),
+                task=out.get("task"),
+                gradients=self._reading,
+                lr=lr,
+            )
+        )
+        self._reading = None
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking or self.diagnose is None:
+            return
+        values = {k: _metric(trainer.callback_metrics, m) for k, m in self.eval_keys.items()}
+        if any(v is not None for v in values.values()):
+            self._report(self.diagnose.evaluate(trainer.global_step, **values))
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._report(self.diagnose.flush())
+
+    def _report(self, findings: list[Finding]) -> None:
+        if self.on_finding is not None:
+            for f in findings:
+                self.on_finding(f)
+
+
 def _lightning_class() -> type:
     pl = _import_first("lightning.pytorch", "pytorch_lightning")
     if pl is None:
         raise UsageError("DiagnoseLightningCallback needs PyTorch Lightning: pip install lightning")
 
-    class DiagnoseLightningCallback(pl.Callback):
-        """Lightning callback running `Diagnose` on every training batch.
+    return type(
+        "DiagnoseLightningCallback",
+        (_LightningCallbackAdapter, pl.Callback),
+        {"__doc__": _LightningCallbackAdapter.__doc__, "__module__": __name__},
+    )
 
-        ``training_step`` may return a dict with ``loss`` and, for the action checks,
-        ``pred_actions``, ``target_actions`` and ``task``. Eval metrics are read from
-        ``trainer.callback_metrics`` after each validation epoch.
 
-        Args:
-            on_finding: called with each new finding (default: print to stderr).
-            eval_keys: Diagnose.evaluate keyword -> logged metric name
-                (defaults: heldout_loss <- "val_loss", web_loss <- "web_loss",
-                web_accuracy <- "web_accuracy").
-            **diagnose_kwargs: passed to `Diagnose` (thresholds, check_every, ...).
-        """
+class _HFCallbackAdapter:
+    """Hugging Face `TrainerCallback` running `Diagnose`.
 
-        def __init__(
-            self,
-            on_finding: Callable[[Finding], None] | None = _print_finding,
-            eval_keys: Mapping[str, str] | None = None,
-            **diagnose_kwargs: Any,
-        ) -> None:
-            super().__init__()
-            self.on_finding = on_finding
-            self.eval_keys = {**_EVAL_KEYS, **(eval_keys or {})}
-            self.diagnose_kwargs = diagnose_kwargs
-            self.diagnose: Diagnose | None = None
-            self._reading = None
+    The Trainer exposes the loss and the pre-clipping gradient norm only in its
+    logs, so the loss-based checks run at every logging step (set
+    ``logging_steps=1`` to judge every step); a NaN gradient is caught on the
+    step it happens, before the optimizer step. Eval metrics come from
+    ``on_evaluate``.
 
-        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-            if self.diagnose is None:
-                self.diagnose = Diagnose(pl_module, **self.diagnose_kwargs)
+    Args:
+        on_finding: called with each new finding (default: print to stderr).
+        eval_keys: Diagnose.evaluate keyword -> metric name (defaults:
+            heldout_loss <- "eval_loss", web_loss <- "eval_web_loss",
+            web_accuracy <- "eval_web_accuracy").
+        **diagnose_kwargs: passed to `Diagnose`.
+    """
 
-        def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-            # Lightning clips after this hook: these are the raw gradients
-            self._reading = self.diagnose.read_gradients()
+    def __init__(
+        self,
+        on_finding: Callable[[Finding], None] | None = _print_finding,
+        eval_keys: Mapping[str, str] | None = None,
+        **diagnose_kwargs: Any,
+    ) -> None:
+        self.on_finding = on_finding
+        self.eval_keys = {**_HF_EVAL_KEYS, **(eval_keys or {})}
+        self.diagnose_kwargs = diagnose_kwargs
+        self.diagnose: Diagnose | None = None
+        self._nonfinite: tuple[int, str] | None = None
 
-        def on_train_batch_end(
-            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
-        ) -> None:
-            if outputs is None:
-                return
-            out = outputs if isinstance(outputs, Mapping) else {"loss": outputs}
-            lr = None
-            if trainer.optimizers:
-                lr = trainer.optimizers[0].param_groups[0].get("lr")
-            self._report(
-                self.diagnose.step(
-                    trainer.global_step - 1 if self._reading is not None else trainer.global_step,
-                    loss=out.get("loss"),
-                    pred_actions=out.get("pred_actions"),
-                    target_actions=out.get("target_actions"),
-                    task=out.get("task"),
-                    gradients=self._reading,
-                    lr=lr,
-                )
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
+    ) -> None:
+        if self.diagnose is None:
+            self.diagnose = Diagnose(model, **self.diagnose_kwargs)
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # the Trainer has already clipped here, but clipping keeps NaN as NaN
+        if self._nonfinite is None:
+            name = self.diagnose.first_nonfinite_parameter()
+            if name is not None:  # numbered like the log of this step
+                self._nonfinite = (state.global_step + 1, name)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        logs = logs or {}
+        if "loss" not in logs and self._nonfinite is None:
+            return
+        step, name = (state.global_step, None)
+        grad_norm = logs.get("grad_norm")
+        if self._nonfinite is not None:
+            step, name = self._nonfinite
+            grad_norm = float("nan")
+            self._nonfinite = None
+        self._report(
+            self.diagnose.step(
+                step,
+                loss=logs.get("loss"),
+                grad_norm=grad_norm,
+                nonfinite_param=name,
+                lr=logs.get("learning_rate"),
             )
-            self._reading = None
+        )
 
-        def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            if trainer.sanity_checking or self.diagnose is None:
-                return
-            values = {k: _metric(trainer.callback_metrics, m) for k, m in self.eval_keys.items()}
-            if any(v is not None for v in values.values()):
-                self._report(self.diagnose.evaluate(trainer.global_step, **values))
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
+        metrics = metrics or {}
+        values = {k: _metric(metrics, m) for k, m in self.eval_keys.items()}
+        if any(v is not None for v in values.values()):
+            self._report(self.diagnose.evaluate(state.global_step, **values))
 
-        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-            self._report(self.diagnose.flush())
-
-        def _report(self, findings: list[Finding]) -> None:
-            if self.on_finding is not None:
-                for f in findings:
-                    self.on_finding(f)
-
-    return DiagnoseLightningCallback
+    def _report(self, findings: list[Finding]) -> None:
+        if self.on_finding is not None:
+            for f in findings:
+                self.on_finding(f)
 
 
 def _hf_class() -> type:
@@ -141,82 +224,11 @@ def _hf_class() -> type:
             "DiagnoseHFCallback needs Hugging Face transformers: pip install transformers"
         )
 
-    class DiagnoseHFCallback(transformers.TrainerCallback):
-        """Hugging Face `TrainerCallback` running `Diagnose`.
-
-        The Trainer exposes the loss and the pre-clipping gradient norm only in its
-        logs, so the loss-based checks run at every logging step (set
-        ``logging_steps=1`` to judge every step); a NaN gradient is caught on the
-        step it happens, before the optimizer step. Eval metrics come from
-        ``on_evaluate``.
-
-        Args:
-            on_finding: called with each new finding (default: print to stderr).
-            eval_keys: Diagnose.evaluate keyword -> metric name (defaults:
-                heldout_loss <- "eval_loss", web_loss <- "eval_web_loss",
-                web_accuracy <- "eval_web_accuracy").
-            **diagnose_kwargs: passed to `Diagnose`.
-        """
-
-        def __init__(
-            self,
-            on_finding: Callable[[Finding], None] | None = _print_finding,
-            eval_keys: Mapping[str, str] | None = None,
-            **diagnose_kwargs: Any,
-        ) -> None:
-            self.on_finding = on_finding
-            self.eval_keys = {**_HF_EVAL_KEYS, **(eval_keys or {})}
-            self.diagnose_kwargs = diagnose_kwargs
-            self.diagnose: Diagnose | None = None
-            self._nonfinite: tuple[int, str] | None = None
-
-        def on_train_begin(
-            self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
-        ) -> None:
-            if self.diagnose is None:
-                self.diagnose = Diagnose(model, **self.diagnose_kwargs)
-
-        def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            # the Trainer has already clipped here, but clipping keeps NaN as NaN
-            if self._nonfinite is None:
-                name = self.diagnose.first_nonfinite_parameter()
-                if name is not None:  # numbered like the log of this step
-                    self._nonfinite = (state.global_step + 1, name)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            logs = logs or {}
-            if "loss" not in logs and self._nonfinite is None:
-                return
-            step, name = (state.global_step, None)
-            grad_norm = logs.get("grad_norm")
-            if self._nonfinite is not None:
-                step, name = self._nonfinite
-                grad_norm = float("nan")
-                self._nonfinite = None
-            self._report(
-                self.diagnose.step(
-                    step,
-                    loss=logs.get("loss"),
-                    grad_norm=grad_norm,
-                    nonfinite_param=name,
-                    lr=logs.get("learning_rate"),
-                )
-            )
-
-        def on_evaluate(
-            self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
-        ) -> None:
-            metrics = metrics or {}
-            values = {k: _metric(metrics, m) for k, m in self.eval_keys.items()}
-            if any(v is not None for v in values.values()):
-                self._report(self.diagnose.evaluate(state.global_step, **values))
-
-        def _report(self, findings: list[Finding]) -> None:
-            if self.on_finding is not None:
-                for f in findings:
-                    self.on_finding(f)
-
-    return DiagnoseHFCallback
+    return type(
+        "DiagnoseHFCallback",
+        (_HFCallbackAdapter, transformers.TrainerCallback),
+        {"__doc__": _HFCallbackAdapter.__doc__, "__module__": __name__},
+    )
 
 
 _BUILDERS = {"DiagnoseLightningCallback": _lightning_class, "DiagnoseHFCallback": _hf_class}

@@ -17,83 +17,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from vla_eval.diagnose.detectors import (
-    Detector,
-    DetectorSet,
-    Signals,
-    TaskErrorStats,
-    default_detectors,
+from vla_eval.diagnose import gradients as grads
+from vla_eval.diagnose.convert import (
+    action_arrays,
+    array,
+    batch_task_errors,
+    detached,
+    is_tensor,
+    scalar,
+    task_losses,
+    to_host,
 )
+from vla_eval.diagnose.detectors import Detector, DetectorSet, Signals, default_detectors
 from vla_eval.diagnose.findings import Finding
+from vla_eval.diagnose.gradients import GradientReading
 from vla_eval.errors import UsageError
 
 SCHEMA = "vla-eval/diagnose/1"
 
 
 @dataclass(frozen=True)
-class GradientReading:
-    """Per-parameter gradient norms read from a model, still on its device.
+class _PendingStep:
+    """A step whose loss and gradient norm may still be on the device."""
 
-    Attributes:
-        names: parameter names, in registration order, of those with a gradient.
-        norms: (parameters,) float32 tensor of their gradient norms.
-        total: 0-d tensor, the total norm (the 2-norm of ``norms``).
-    """
-
-    names: tuple[str, ...]
-    norms: Any
-    total: Any
-
-
-def _is_tensor(value: Any) -> bool:
-    return hasattr(value, "detach") and hasattr(value, "device")
-
-
-def _scalar(value: Any, name: str) -> float | None:
-    """A plain float from a number or one-element tensor/array (forces a sync)."""
-    if value is None:
-        return None
-    try:
-        if _is_tensor(value):
-            value = value.detach().float().item()
-        return float(value)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise UsageError(f"{name} must be a number, got {type(value).__name__}: {exc}") from None
-
-
-def _array(value: Any, name: str) -> np.ndarray:
-    """numpy copy of a tensor or array-like, keeping integer bins integer."""
-    if _is_tensor(value):
-        value = value.detach()
-        if value.is_floating_point():
-            value = value.float()
-        return value.cpu().numpy()
-    try:
-        return np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{name} must be an array, got {type(value).__name__}: {exc}") from None
-
-
-def _task_ids(task: Any, batch: int | None) -> np.ndarray:
-    """Task ids of a batch as an array of strings."""
-    if isinstance(task, str):
-        ids = np.full(batch or 1, task)
-    else:
-        ids = _array(task, "task").reshape(-1).astype(str)
-    if batch is not None and len(ids) != batch:
-        raise UsageError(f"task has {len(ids)} ids for a batch of {batch} actions")
-    return ids
-
-
-def _group(ids: np.ndarray, errors: np.ndarray) -> dict[str, TaskErrorStats]:
-    """task -> (n, sum, sum of squares) of per-sample errors."""
-    names, inverse = np.unique(ids, return_inverse=True)
-    n = np.bincount(inverse, minlength=len(names))
-    s = np.bincount(inverse, weights=errors, minlength=len(names))
-    ss = np.bincount(inverse, weights=errors * errors, minlength=len(names))
-    return {str(t): (float(n[i]), float(s[i]), float(ss[i])) for i, t in enumerate(names)}
+    step: int
+    loss: Any
+    grad_norm: Any
+    reading: GradientReading | None
+    lr: Any
+    nonfinite_param: str | None
 
 
 class Diagnose:
@@ -155,7 +107,7 @@ class Diagnose:
         elif thresholds:
             raise UsageError("pass either detectors or thresholds, not both")
         self._set = DetectorSet(detectors, fixes=fixes)
-        self._pending: list[tuple[int, Any, Any, GradientReading | None, Any, str | None]] = []
+        self._pending: list[_PendingStep] = []
         self._calls = 0
         self._task_sums: dict[str, list[float]] = {}  # task -> [samples, loss sum] since a check
 
@@ -180,39 +132,19 @@ class Diagnose:
         Args:
             model: read this module instead of the one given at construction.
         """
-        import torch
-
-        params = self._params if model is None else list(model.named_parameters())
-        names, grads = [], []
-        for name, p in params:
-            g = p.grad
-            if g is None:
-                continue
-            if g.is_sparse:
-                g = g.coalesce().values()
-            names.append(name)
-            grads.append(g.detach())
-        if not grads:
-            return None
-        try:
-            per_param = torch._foreach_norm(grads)
-        except (AttributeError, RuntimeError):  # old torch, or tensors on mixed devices
-            per_param = [torch.linalg.vector_norm(g) for g in grads]
-        device = per_param[0].device
-        norms = torch.stack([n.to(device=device, dtype=torch.float32) for n in per_param])
-        return GradientReading(tuple(names), norms, torch.linalg.vector_norm(norms))
+        return grads.read_gradients(self._params if model is None else model.named_parameters())
 
     def first_nonfinite_parameter(self, model: Any = None) -> str | None:
         """Name of the first parameter whose gradient holds NaN/inf (one host sync)."""
         reading = self.read_gradients(model)
         if reading is None:
             return None
-        return self._first_nonfinite(reading)
+        return grads.first_nonfinite(reading)
 
     def largest_gradients(self, model: Any = None, k: int = 3) -> tuple[tuple[str, float], ...]:
         """(name, norm) of the ``k`` parameters with the largest gradient norms."""
         reading = self.read_gradients(model)
-        return () if reading is None else self._largest(reading, k)
+        return () if reading is None else grads.largest(reading, k)
 
     def step(
         self,
@@ -257,14 +189,14 @@ class Diagnose:
         if reading is None and self._params and grad_norm is None:
             reading = self.read_gradients()
         self._pending.append(
-            (step, _detached(loss), _detached(grad_norm), reading, lr, nonfinite_param)
+            _PendingStep(step, detached(loss), detached(grad_norm), reading, lr, nonfinite_param)
         )
         check = self._calls % self.check_every == 0
         self._calls += 1
-        if loss_per_task and not any(_is_tensor(v) for v in loss_per_task.values()):
+        if loss_per_task and not any(is_tensor(v) for v in loss_per_task.values()):
             # plain numbers cost nothing to keep, so every step counts: a task drawn
             # once in fifty batches still reaches the imbalance detector
-            for name, (n, total, _) in _task_losses(loss_per_task, samples_per_task, task).items():
+            for name, (n, total, _) in task_losses(loss_per_task, samples_per_task, task).items():
                 sums = self._task_sums.setdefault(name, [0.0, 0.0])
                 sums[0] += n
                 sums[1] += total
@@ -315,7 +247,7 @@ class Diagnose:
             reference_actions: demonstration actions to compare the rollouts with.
             rollout_labels: a name per rollout, for the evidence.
         """
-        acc = _scalar(web_accuracy, "web_accuracy")
+        acc = scalar(web_accuracy, "web_accuracy")
         if acc is not None and not 0.0 <= acc <= 1.0:
             raise UsageError(f"web_accuracy must be a fraction in [0, 1], got {acc}")
         if web_examples is not None and (
@@ -325,17 +257,17 @@ class Diagnose:
         new = self.flush()
         signals = Signals(
             int(step),
-            heldout_loss=_scalar(heldout_loss, "heldout_loss"),
-            train_loss=_scalar(train_loss, "train_loss"),
-            web_loss=_scalar(web_loss, "web_loss"),
+            heldout_loss=scalar(heldout_loss, "heldout_loss"),
+            train_loss=scalar(train_loss, "train_loss"),
+            web_loss=scalar(web_loss, "web_loss"),
             web_accuracy=acc,
             web_examples=None if web_examples is None else int(web_examples),
             rollout_actions=None
             if rollout_actions is None
-            else [_array(a, "rollout_actions") for a in rollout_actions],
+            else [array(a, "rollout_actions") for a in rollout_actions],
             reference_actions=None
             if reference_actions is None
-            else [_array(a, "reference_actions") for a in reference_actions],
+            else [array(a, "reference_actions") for a in reference_actions],
             rollout_labels=None if rollout_labels is None else list(rollout_labels),
         )
         return new + self._set.feed(signals)
@@ -345,31 +277,24 @@ class Diagnose:
         if not self._pending:
             return []
         pending, self._pending = self._pending, []
-        values = _to_host([(p[1], p[2], None if p[3] is None else p[3].total) for p in pending])
+        rows = [
+            (p.loss, p.grad_norm, None if p.reading is None else p.reading.total) for p in pending
+        ]
         new: list[Finding] = []
-        for (step, _, _, reading, lr, name), (loss, given_norm, read_norm) in zip(
-            pending, values, strict=True
-        ):
-            grad_norm = given_norm if given_norm is not None else read_norm
+        for p, (loss, given_norm, read_norm) in zip(pending, to_host(rows), strict=True):
             nonfinite = (given_norm is not None and not math.isfinite(given_norm)) or (
                 read_norm is not None and not math.isfinite(read_norm)
             )
-            largest = None
+            name, largest = p.nonfinite_param, None
             if name is None and nonfinite:
-                if reading is None and self._params:
-                    # only the total was given: look at the gradients now
-                    reading = self.read_gradients()
-                if reading is not None:
-                    name = self._first_nonfinite(reading)
-                    if name is None:  # every gradient is finite: the total overflowed
-                        largest = self._largest(reading)
+                name, largest = self._nonfinite_cause(p.reading)
             signals = Signals(
-                step,
+                p.step,
                 loss=loss,
-                grad_norm=grad_norm,
+                grad_norm=given_norm if given_norm is not None else read_norm,
                 nonfinite_param=name,
                 largest_grad_params=largest or None,
-                lr=_scalar(lr, "lr"),
+                lr=scalar(p.lr, "lr"),
             )
             new += self._set.feed(signals)
         return new
@@ -393,22 +318,20 @@ class Diagnose:
 
     # --- internals ----------------------------------------------------------------
 
-    @staticmethod
-    def _first_nonfinite(reading: GradientReading) -> str | None:
-        import torch
-
-        bad = (~torch.isfinite(reading.norms)).nonzero()
-        return reading.names[int(bad[0, 0])] if bad.numel() else None
-
-    @staticmethod
-    def _largest(reading: GradientReading, k: int = 3) -> tuple[tuple[str, float], ...]:
-        import torch
-
-        values, index = torch.topk(reading.norms, min(k, reading.norms.numel()))
-        return tuple(
-            (reading.names[int(i)], float(v))
-            for v, i in zip(values.tolist(), index.tolist(), strict=True)
-        )
+    def _nonfinite_cause(
+        self, reading: GradientReading | None
+    ) -> tuple[str | None, tuple[tuple[str, float], ...] | None]:
+        """(first parameter with a NaN/inf gradient, None), or (None, the largest
+        gradients) when every gradient is finite and only their total overflowed."""
+        if reading is None and self._params:
+            # only the total was given: look at the gradients now
+            reading = self.read_gradients()
+        if reading is None:
+            return None, None
+        name = grads.first_nonfinite(reading)
+        if name is None:  # every gradient is finite: the total overflowed
+            return None, grads.largest(reading)
+        return name, None
 
     def _array_signals(
         self,
@@ -423,100 +346,22 @@ class Diagnose:
     ) -> Signals | None:
         pred_np = target_np = mean_np = None
         if pred is not None and target is not None:
-            if _is_tensor(pred) and pred.ndim == target.ndim + 1 and not target.is_floating_point():
-                # logits -> bins and expected bins, on the device
-                logits = pred.detach().float()
-                bins = _bin_index(logits)
-                mean_np = _array((logits.softmax(dim=-1) * bins).sum(dim=-1), "pred_actions")
-                pred = logits.argmax(dim=-1)
-            pred_np, target_np = _array(pred, "pred_actions"), _array(target, "target_actions")
-            if pred_np.ndim == target_np.ndim + 1 and np.issubdtype(target_np.dtype, np.integer):
-                logits_np = pred_np.astype(np.float64)
-                prob = np.exp(logits_np - logits_np.max(axis=-1, keepdims=True))
-                prob /= prob.sum(axis=-1, keepdims=True)
-                mean_np = prob @ np.arange(prob.shape[-1], dtype=np.float64)
-                pred_np = pred_np.argmax(axis=-1)
-            if pred_np.shape != target_np.shape:
-                raise UsageError(
-                    f"pred_actions shape {pred_np.shape} does not match target_actions "
-                    f"shape {target_np.shape}"
-                )
-            if pred_np.ndim == 2:  # (batch, dim): a chunk of one
-                pred_np, target_np = pred_np[:, None], target_np[:, None]
-                mean_np = None if mean_np is None else mean_np[:, None]
+            pred_np, target_np, mean_np = action_arrays(pred, target)
         task_errors = None
         if self._task_sums:
             task_errors = {k: (n, total, None) for k, (n, total) in self._task_sums.items()}
             self._task_sums = {}
         elif loss_per_task:
-            task_errors = _task_losses(loss_per_task, samples_per_task, task)
+            task_errors = task_losses(loss_per_task, samples_per_task, task)
         elif task is not None and (per_sample_loss is not None or pred_np is not None):
-            if per_sample_loss is not None:
-                errors = _array(per_sample_loss, "per_sample_loss").astype(np.float64).reshape(-1)
-            elif np.issubdtype(pred_np.dtype, np.integer):
-                errors = (pred_np != target_np).reshape(len(pred_np), -1).mean(axis=1)
-            else:
-                diff = (pred_np.astype(np.float64) - target_np).reshape(len(pred_np), -1)
-                errors = (diff * diff).mean(axis=1)
-            task_errors = _group(_task_ids(task, len(errors)), errors)
+            task_errors = batch_task_errors(task, per_sample_loss, pred_np, target_np)
         if pred_np is None and task_errors is None:
             return None
         return Signals(
             step,
-            lr=_scalar(lr, "lr"),
+            lr=scalar(lr, "lr"),
             pred_actions=pred_np,
             target_actions=target_np,
             pred_mean=mean_np,
             task_errors=task_errors,
         )
-
-
-def _bin_index(logits: Any) -> Any:
-    """0..bins-1 as a float tensor on the logits' device (the bin index of the last axis)."""
-    import torch
-
-    return torch.arange(logits.shape[-1], device=logits.device, dtype=logits.dtype)
-
-
-def _task_losses(
-    loss_per_task: Mapping[str, Any], samples_per_task: Mapping[str, int] | None, task: Any
-) -> dict[str, TaskErrorStats]:
-    """task -> (samples, loss sum, None) from per-task mean losses and sample counts."""
-    counts = dict(samples_per_task or {})
-    if not counts and task is not None:
-        ids, n = np.unique(_task_ids(task, None), return_counts=True)
-        counts = dict(zip(ids.tolist(), n.tolist(), strict=True))
-    out = {}
-    for name, value in loss_per_task.items():
-        n = float(counts.get(str(name), counts.get(name, 1)))
-        v = _scalar(value, f"loss_per_task[{name!r}]")
-        if n > 0 and v is not None:
-            out[str(name)] = (n, v * n, None)
-    return out
-
-
-def _detached(value: Any) -> Any:
-    return value.detach() if _is_tensor(value) else value
-
-
-def _to_host(rows: list[tuple[Any, ...]]) -> list[tuple[float | None, ...]]:
-    """Floats for every entry of ``rows``; all tensors cross to the host in one copy."""
-    tensors = [v for row in rows for v in row if _is_tensor(v)]
-    host: list[float] = []
-    if tensors:
-        import torch
-
-        device = tensors[0].device
-        # a loss given unreduced is judged by its mean
-        flat = torch.stack([t.to(device=device, dtype=torch.float32).mean() for t in tensors])
-        host = flat.tolist()
-    it = iter(host)
-    out = []
-    for row in rows:
-        out.append(
-            tuple(
-                None if v is None else next(it) if _is_tensor(v) else _scalar(v, "loss/grad_norm")
-                for v in row
-            )
-        )
-    return out

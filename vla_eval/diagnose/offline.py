@@ -31,6 +31,7 @@ from vla_eval.diagnose.detectors import (
 )
 from vla_eval.diagnose.findings import Finding
 from vla_eval.errors import DataError, UsageError
+from vla_eval.jsonl import TruncatedLineWarning, iter_jsonl
 
 SCHEMA = "vla-eval/diagnose/1"
 METRICS_FILE = "metrics.jsonl"
@@ -44,36 +45,22 @@ _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": m
 def read_jsonl(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
     """(line number, object) for each record, and warnings.
 
-    A last line cut short by a crash (no newline at the end, not valid JSON) is
-    skipped with a warning; any other malformed line is an error naming the line.
+    Read with `vla_eval.jsonl.iter_jsonl`: a last line cut short by a crash is skipped
+    with a warning (returned here, not raised); any other malformed line is an error
+    naming the line.
 
     Raises:
         UsageError: the file cannot be read.
         DataError: a malformed line, or a line that is not a JSON object.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text") from None
-    lines = text.split("\n")
-    records, warnings = [], []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            # json.loads also takes the NaN/Infinity tokens Python writes by default
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if i == len(lines) and not text.endswith("\n"):
-                warnings.append(f"{path}:{i}: skipped a truncated last line (the run was cut off)")
-                continue
-            raise DataError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
-        records.append((i, obj))
-    return records, warnings
+    with warnings_mod.catch_warnings(record=True) as caught:
+        warnings_mod.simplefilter("always", TruncatedLineWarning)
+        records = list(iter_jsonl(path))
+    return records, _truncation_warnings(caught)
+
+
+def _truncation_warnings(caught: list[warnings_mod.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, TruncatedLineWarning)]
 
 
 def _number(value: Any, where: str, key: str) -> float | None:
@@ -196,7 +183,8 @@ def diagnose_episodes(
     Raises:
         DataError: a malformed record or malformed actions, or no record with actions.
     """
-    from vla_eval.episodes import TruncatedLineWarning, iter_episodes
+    from vla_eval.episodes import iter_episodes
+    from vla_eval.jsonl import TruncatedLineWarning
 
     path = Path(path)
     lines = _record_lines(path)
@@ -215,7 +203,7 @@ def diagnose_episodes(
             seqs, labels = groups.setdefault(policy, ([], []))
             seqs.append(actions)
             labels.append(f"{episode.task}/seed {episode.seed}")
-    warnings += [str(w.message) for w in caught if issubclass(w.category, TruncatedLineWarning)]
+    warnings += _truncation_warnings(caught)
     if not groups:
         raise DataError(
             f"no episode in {path} has an 'actions' list; rollout jitter needs the executed "
@@ -242,14 +230,10 @@ def diagnose_episodes(
 
 
 def _record_lines(path: Path) -> list[int]:
-    """1-based numbers of the non-blank lines, in order (the episode reader's records)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text") from None
-    return [i for i, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    """1-based numbers of the records' lines, in order (the episode reader's records)."""
+    with warnings_mod.catch_warnings():
+        warnings_mod.simplefilter("ignore", TruncatedLineWarning)  # the reader warns once
+        return [line for line, _ in iter_jsonl(path)]
 
 
 def _actions(value: Any, where: str) -> np.ndarray:

@@ -1,37 +1,30 @@
-"""Is policy A really better than policy B? Differences of success rates and exact tests.
+"""Is policy A really better than policy B? Differences of success rates and their tests.
 
 For two success rates (k_a of n_a against k_b of n_b) this module gives the
 difference with Newcombe's hybrid-score interval (Newcombe 1998, "Interval estimation
 for the difference between independent proportions: comparison of eleven methods",
-Stat. Med. 17:873-890, method 10), built from the two Wilson intervals; Fisher's exact
-test (Fisher 1935); Boschloo's exact unconditional test (Boschloo 1970, Statistica
-Neerlandica 24:1-9), which is uniformly more powerful than Fisher's; and, when both
-policies ran the same (task, split, seed) episodes, McNemar's exact test on the
-discordant pairs (McNemar 1947), the more powerful choice for paired seeds. For three
-or more policies, `holm` adjusts the pairwise p-values (Holm 1979) and
-`compact_letters` summarises which policies cannot be told apart. numpy and the
-standard library at import time; scipy and statsmodels are imported only inside the
-tests that need them, so reports that only need the interval stay light. Never
-imports torch.
+Stat. Med. 17:873-890, method 10), built from the two Wilson intervals, and
+`test_pair`, which adds the exact tests of `vla_eval.stats.exact_tests` (Fisher,
+Boschloo, and McNemar's when both policies ran the same (task, split, seed)
+episodes). For three or more policies, `holm` adjusts the pairwise p-values (Holm
+1979) and `compact_letters` summarises which policies cannot be told apart. numpy
+and the standard library at import time; scipy and statsmodels are imported only
+inside the tests that need them, so reports that only need the interval stay light.
+Never imports torch.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from vla_eval.errors import UsageError
+from vla_eval.formatting import pvalue
+from vla_eval.stats.exact_tests import boschloo_p, check_pair, fisher_p, mcnemar_p
 from vla_eval.stats.intervals import Interval, binomial_interval, check_confidence
-
-Alternative = Literal["two-sided", "greater", "less"]
-
-# Above this many tables (n_a + 1) * (n_b + 1), Boschloo's test is not computed: its
-# cost grows with n_a * n_b, and at such sizes Fisher's test is practically as powerful.
-BOSCHLOO_MAX_TABLES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -91,132 +84,6 @@ def newcombe_difference(
     if np.ndim(d) == 0:
         return Difference(float(d), float(lower), float(upper), a.confidence)
     return Difference(d, lower, upper, a.confidence)
-
-
-def fisher_p(
-    k_a: int, n_a: int, k_b: int, n_b: int, alternative: Alternative = "two-sided"
-) -> float:
-    """Fisher's exact test of equal success rates (scipy.stats.fisher_exact).
-
-    Example:
-        >>> round(fisher_p(17, 20, 10, 20), 6)
-        0.040742
-    """
-    from scipy.stats import fisher_exact
-
-    k_a, n_a, k_b, n_b = _check_pair(k_a, n_a, k_b, n_b)
-    table = [[k_a, n_a - k_a], [k_b, n_b - k_b]]
-    return float(fisher_exact(table, alternative=alternative).pvalue)
-
-
-def boschloo_p(
-    k_a: int, n_a: int, k_b: int, n_b: int, alternative: Alternative = "two-sided"
-) -> float | None:
-    """Boschloo's exact unconditional test of equal success rates.
-
-    The test statistic is Fisher's p-value; the p-value is the largest probability,
-    over the unknown common success rate pi, of a table at least as extreme as the
-    observed one. One-sided alternatives use ``scipy.stats.boschloo_exact``. For the
-    two-sided test, tables are ordered by Fisher's *two-sided* p-value, as in
-    Boschloo (1970) and R's ``Exact`` package; scipy instead doubles the smaller
-    one-sided p-value, which is slightly larger (0.020297 against 0.019617 for 17/20
-    vs 10/20), so the two-sided test is computed here, exactly, over every table.
-
-    Returns:
-        The p-value, or None when the trial counts are too large for the exact
-        computation to be worth it (more than `BOSCHLOO_MAX_TABLES` tables); use
-        Fisher's test there.
-
-    Example:
-        >>> round(boschloo_p(17, 20, 10, 20), 6)
-        0.019617
-    """
-    k_a, n_a, k_b, n_b = _check_pair(k_a, n_a, k_b, n_b)
-    if (n_a + 1) * (n_b + 1) > BOSCHLOO_MAX_TABLES:
-        return None
-    if alternative != "two-sided":
-        from scipy.stats import boschloo_exact
-
-        table = [[k_a, k_b], [n_a - k_a, n_b - k_b]]
-        return float(boschloo_exact(table, alternative=alternative).pvalue)
-    extreme = _fisher_two_sided_all(n_a, n_b)
-    observed = extreme[k_a, k_b]
-    mask = (extreme <= observed * (1 + 1e-7)).astype(float)
-    return min(1.0, _sup_over_nuisance(mask, n_a, n_b))
-
-
-def _fisher_two_sided_all(n_a: int, n_b: int) -> np.ndarray:
-    """(n_a + 1, n_b + 1) Fisher two-sided p-values of every table with these row sums.
-
-    Conditional on the total number of successes s, x_a is hypergeometric; Fisher's
-    two-sided p-value sums the probabilities of the tables no more likely than the
-    observed one (with scipy's relative tolerance of 1e-7).
-    """
-    from scipy.special import gammaln
-
-    def log_comb(n: int, k: np.ndarray) -> np.ndarray:
-        return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
-
-    out = np.empty((n_a + 1, n_b + 1))
-    total = n_a + n_b
-    for s in range(total + 1):
-        xa = np.arange(max(0, s - n_b), min(n_a, s) + 1)
-        logp = log_comb(n_a, xa) + log_comb(n_b, s - xa) - log_comb(total, np.array(s))
-        pmf = np.exp(logp)
-        order = np.argsort(pmf, kind="stable")
-        cum = np.cumsum(pmf[order])
-        idx = np.searchsorted(pmf[order], pmf * (1 + 1e-7), side="right") - 1
-        out[xa, s - xa] = np.minimum(cum[idx], 1.0)
-    return out
-
-
-def _sup_over_nuisance(mask: np.ndarray, n_a: int, n_b: int) -> float:
-    """max over pi of P(table in `mask` | both rates = pi): grid search, then refine."""
-    from scipy.optimize import minimize_scalar
-    from scipy.stats import binom
-
-    xa = np.arange(n_a + 1)
-    xb = np.arange(n_b + 1)
-
-    def prob(pi: np.ndarray) -> np.ndarray:
-        pa = binom.pmf(xa[None, :], n_a, pi[:, None])
-        pb = binom.pmf(xb[None, :], n_b, pi[:, None])
-        return np.einsum("gi,ij,gj->g", pa, mask, pb)
-
-    grid = np.linspace(1e-6, 1 - 1e-6, 201)
-    values = prob(grid)
-    i = int(np.argmax(values))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    res = minimize_scalar(
-        lambda p: -prob(np.array([p]))[0],
-        bounds=(lo, hi),
-        method="bounded",
-        options={"xatol": 1e-10},
-    )
-    return float(max(values[i], -res.fun))
-
-
-def mcnemar_p(a_only: int, b_only: int) -> float:
-    """McNemar's exact test on discordant pairs (policy A succeeded where B failed,
-    `a_only` times, and the reverse `b_only` times).
-
-    Under equal rates each discordant pair is a fair coin, so the two-sided p-value
-    is ``min(1, 2 * P(Binomial(a_only + b_only, 1/2) <= min(a_only, b_only)))``; 1
-    when there are no discordant pairs.
-
-    Example:
-        >>> round(mcnemar_p(9, 2), 6)
-        0.06543
-    """
-    for name, v in (("a_only", a_only), ("b_only", b_only)):
-        if isinstance(v, bool) or int(v) != v or v < 0:
-            raise UsageError(f"{name} must be a non-negative whole number, got {v!r}")
-    n = int(a_only) + int(b_only)
-    if n == 0:
-        return 1.0
-    from scipy.stats import binom
-
-    return float(min(1.0, 2.0 * binom.cdf(min(a_only, b_only), n, 0.5)))
 
 
 @dataclass(frozen=True)
@@ -292,7 +159,7 @@ def test_pair(
             primary test.
     """
     confidence = check_confidence(confidence)
-    k_a, n_a, k_b, n_b = _check_pair(k_a, n_a, k_b, n_b)
+    k_a, n_a, k_b, n_b = check_pair(k_a, n_a, k_b, n_b)
     diff = newcombe_difference(k_a, n_a, k_b, n_b, confidence)
     fisher = fisher_p(k_a, n_a, k_b, n_b)
     boschloo = boschloo_p(k_a, n_a, k_b, n_b)
@@ -414,7 +281,7 @@ def verdict(
         max(sign * d.lower, sign * d.upper),
     )
     gap = f"{100 * est:+.1f} points ({100 * d.confidence:g}% CI {100 * lo:+.1f} to {100 * hi:+.1f})"
-    test_p = f"{_test_name(test.test)} p = {_fmt_p(p)}" + (" (Holm-adjusted)" if adjusted else "")
+    test_p = f"{_test_name(test.test)} p = {pvalue(p)}" + (" (Holm-adjusted)" if adjusted else "")
     if p <= alpha:
         return f"{first} beats {second} by {gap}, {test_p}."
     return (
@@ -427,20 +294,3 @@ def _test_name(test: str) -> str:
     return {"mcnemar-exact": "McNemar exact", "boschloo": "Boschloo", "fisher": "Fisher"}.get(
         test, test
     )
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
-
-
-def _check_pair(k_a: Any, n_a: Any, k_b: Any, n_b: Any) -> tuple[int, int, int, int]:
-    for name, k, n in (("a", k_a, n_a), ("b", k_b, n_b)):
-        for label, v in (("successes", k), ("trials", n)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                if not (isinstance(v, float) and math.isfinite(v) and v.is_integer()):
-                    raise UsageError(f"{label} of {name} must be a whole number, got {v!r}")
-        if n < 1:
-            raise UsageError(f"trials of {name} must be at least 1, got {n}")
-        if not 0 <= k <= n:
-            raise UsageError(f"successes of {name} must lie between 0 and {n}, got {k}")
-    return int(k_a), int(n_a), int(k_b), int(n_b)

@@ -20,6 +20,7 @@ from statistics import NormalDist
 from typing import Any, Literal, get_args
 
 from vla_eval.errors import UsageError
+from vla_eval.formatting import pct
 
 Method = Literal["wilson", "wilson-cc", "clopper-pearson", "jeffreys", "agresti-coull"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -77,9 +78,9 @@ class Interval:
                 )
             )
         return (
-            f"{int(self.successes)}/{int(self.trials)} = {_pct(self.estimate)} "
+            f"{int(self.successes)}/{int(self.trials)} = {pct(self.estimate)} "
             f"({_conf_label(self.confidence)} {METHOD_NAMES[self.method]} CI "
-            f"{_pct(self.lower)}-{_pct(self.upper)})"
+            f"{pct(self.lower)}-{pct(self.upper)})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,10 +90,6 @@ class Interval:
             value = getattr(self, key)
             out[key] = value.tolist() if hasattr(value, "tolist") else value
         return out
-
-
-def _pct(x: float) -> str:
-    return f"{100 * float(x):.1f}%"
 
 
 def _conf_label(confidence: float) -> str:
@@ -300,12 +297,13 @@ def format_table(intervals: list[Interval]) -> str:
     """Several methods for the same counts, side by side, as aligned text."""
     first = intervals[0]
     head = (
-        f"{int(first.successes)}/{int(first.trials)} = {_pct(first.estimate)}, "
+        f"{int(first.successes)}/{int(first.trials)} = {pct(first.estimate)}, "
         f"{_conf_label(first.confidence)} intervals:"
     )
     rows = [head, f"  {'method':<16} {'lower':>8} {'upper':>8} {'width':>8}"]
     for ci in intervals:
         rows.append(
-            f"  {ci.method:<16} {_pct(ci.lower):>8} {_pct(ci.upper):>8} {_pct(ci.width):>8}"
+            f"  {ci.method:<16} {pct(ci.lower, width=8)} {pct(ci.upper, width=8)} "
+            f"{pct(ci.width, width=8)}"
         )
     return "\n".join(rows)

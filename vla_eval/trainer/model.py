@@ -12,16 +12,17 @@ dimension: an action chunk of H steps x D dims) and ``lm_head`` (answer logits f
 web-style visual question answering). Every parameter belongs to exactly one part, so
 freezing by part is exact. The architecture mirrors a token-predicting VLA (RT-2,
 OpenVLA) with parallel decoding of a whole chunk (as in OpenVLA-OFT) in place of
-autoregressive decoding, which a model this small does not need. This module
-depends on torch and `vla_eval.actions`; nothing else in the project may be
-required to build or run it.
+autoregressive decoding, which a model this small does not need. `add_lora` (the
+one LoRA helper, for TinyVLA and any model with a ``backbone``) adds peft adapters.
+The losses are in `losses`, the configuration in the torch-free `config`. This module
+depends on torch, `vla_eval.actions` and `vla_eval.trainer.config` (and peft, only
+for LoRA); nothing else in the project may be required to build or run it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,100 +32,10 @@ from torch import nn
 
 from vla_eval.actions import ActionTokenizer
 from vla_eval.errors import UsageError
+from vla_eval.trainer.config import PARTS, TinyVLAConfig
 
-PARTS: tuple[str, ...] = ("vision_encoder", "projection", "backbone", "action_head", "lm_head")
 PAD_ID = 0
 IGNORE_INDEX = -100  # answer label of a robot example (no VQA answer)
-
-
-@dataclass(frozen=True)
-class TinyVLAConfig:
-    """Architecture of a TinyVLA; `to_dict()` is what a checkpoint stores.
-
-    Attributes:
-        image_size: side of the square RGB input, divisible by 16.
-        text_vocab_size: word-level instruction vocabulary, id 0 is PAD.
-        max_text_len: longest instruction in tokens.
-        state_dim: proprioceptive state size; 0 means the model takes no state.
-        action_dim: D, action dimensions (7 like OpenVLA).
-        horizon: H, actions per predicted chunk.
-        n_bins: bins per action dimension (must match the ActionTokenizer).
-        n_answers: size of the web-VQA answer vocabulary.
-        width: transformer width.
-        depth: transformer layers.
-        heads: attention heads.
-        mlp_ratio: hidden size of the feed-forward block / width.
-        vision_channels: channels of the conv encoder's last layer.
-        dropout: dropout in the backbone.
-        lora_rank: 0, or the rank of LoRA adapters on the backbone's linear layers
-            (set by `add_lora`, so a checkpoint rebuilds them).
-        lora_alpha: LoRA scaling numerator (scale = alpha / rank).
-        lora_dropout: dropout on the LoRA input.
-    """
-
-    image_size: int = 64
-    text_vocab_size: int = 512
-    max_text_len: int = 16
-    state_dim: int = 5  # the built-in world's proprioception
-    action_dim: int = 7
-    horizon: int = 8
-    n_bins: int = 256
-    n_answers: int = 64
-    width: int = 96
-    depth: int = 2
-    heads: int = 4
-    mlp_ratio: int = 4
-    vision_channels: int = 64
-    dropout: float = 0.0
-    lora_rank: int = 0
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        positive = (
-            "image_size", "text_vocab_size", "max_text_len", "action_dim", "horizon",
-            "n_answers", "width", "depth", "heads", "mlp_ratio", "vision_channels",
-        )  # fmt: skip
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"model config: {name} must be a positive integer, got {value!r}")
-        if self.image_size % 16:
-            raise UsageError(
-                f"model config: image_size must be divisible by 16, got {self.image_size}"
-            )
-        if self.n_bins < 2:
-            raise UsageError(f"model config: n_bins must be >= 2, got {self.n_bins}")
-        if self.state_dim < 0 or self.lora_rank < 0:
-            raise UsageError("model config: state_dim and lora_rank must be >= 0")
-        if self.width % self.heads:
-            raise UsageError(
-                f"model config: width {self.width} must be divisible by heads {self.heads}"
-            )
-        if not 0 <= self.dropout < 1 or not 0 <= self.lora_dropout < 1:
-            raise UsageError("model config: dropout must lie in [0, 1)")
-
-    @property
-    def vision_tokens(self) -> int:
-        """Visual tokens per image: the conv encoder downsamples by 16 per side."""
-        return (self.image_size // 16) ** 2
-
-    @property
-    def seq_len(self) -> int:
-        """Backbone sequence: text, visual, where (keypoints + state), H action queries, 1 answer."""
-        return self.max_text_len + self.vision_tokens + 1 + self.horizon + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TinyVLAConfig:
-        """Build from `to_dict()` output; an unknown key is an error naming it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"model config: unknown key(s) {', '.join(unknown)}")
-        return cls(**dict(data))
 
 
 class ModelOutput(NamedTuple):
@@ -360,7 +271,7 @@ class TinyVLA(nn.Module):
             if isinstance(module, nn.Linear):
                 module.reset_parameters()
         if lora[0]:
-            self.add_lora(*lora)
+            add_lora(self, *lora)
 
     # --- forward --------------------------------------------------------------
 
@@ -437,38 +348,6 @@ class TinyVLA(nn.Module):
         """Number of parameters in each named part."""
         return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in PARTS}
 
-    def add_lora(self, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> None:
-        """Inject LoRA adapters (peft) into every linear layer of the backbone.
-
-        The adapters start as a zero update (peft initialises B to 0), so the model's
-        outputs are unchanged until they train. The config records the rank so that a
-        checkpoint rebuilds the same modules. Needs the optional extra ``lora``.
-        """
-        if self.config.lora_rank:
-            raise UsageError("this model already has LoRA adapters")
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise UsageError(f"LoRA rank must be an integer >= 1, got {rank!r}")
-        try:
-            from peft import LoraConfig, inject_adapter_in_model
-        except ImportError:
-            raise UsageError(
-                "LoRA needs the optional dependency peft: pip install 'vla-eval[lora]'"
-            ) from None
-        targets = sorted(
-            {
-                name.rsplit(".", 1)[-1]
-                for name, m in self.backbone.named_modules()
-                if isinstance(m, nn.Linear)
-            }
-        )
-        lora_config = LoraConfig(
-            r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"
-        )
-        inject_adapter_in_model(lora_config, self.backbone)
-        self.config = dataclasses.replace(
-            self.config, lora_rank=rank, lora_alpha=float(alpha), lora_dropout=float(dropout)
-        )
-
     # --- internals ------------------------------------------------------------
 
     def _check_inputs(
@@ -510,78 +389,49 @@ def _init_weights(module: nn.Module) -> None:
                 module.weight[module.padding_idx].zero_()
 
 
-# --- losses -------------------------------------------------------------------
+# --- LoRA -----------------------------------------------------------------------
 
 
-def action_loss(
-    logits: torch.Tensor,
-    target_bins: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    weights: torch.Tensor | None = None,
-    regression_weight: float = 0.0,
-) -> torch.Tensor:
-    """Cross-entropy over action bins, averaged over valid entries (plus an optional regression term).
+def add_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> None:
+    """Inject LoRA adapters (peft) into every linear layer of ``model.backbone``.
 
-    Cross-entropy treats bins as unordered classes, so a prediction one bin off is
-    as wrong as one on the other side of the range, and a small model learns which
-    way to move only slowly. ``regression_weight`` > 0 adds the squared error
-    between the predicted distribution's expected bin and the target bin, in
-    action units for bins over [-1, 1] (``(E[bin] - bin) * 2 / n_bins``), which
-    gives every logit an ordinal gradient, as the MSE term of distributional
-    regression losses does. Decoding still takes the most likely bin.
+    The one LoRA helper, for TinyVLA and any other model with a ``backbone`` part. The
+    adapters start as a zero update (peft initialises B to 0), so the model's outputs
+    are unchanged until they train. A TinyVLA records the rank in its config so that a
+    checkpoint rebuilds the same modules. Needs the optional extra ``lora``.
 
-    Args:
-        logits: (B, H, D, n_bins).
-        target_bins: (B, H, D) int64 bin indices.
-        mask: (B, H) or (B, H, D) bool, False for padding past an episode's end.
-        weights: (B,) per-example weights (e.g. per-task loss weights); the loss is
-            ``sum(w * m * ce) / sum(w * m)``.
-        regression_weight: weight of the expected-bin squared error (0: plain
-            cross-entropy), averaged with the same mask and weights.
-
-    Returns:
-        Scalar loss; 0 (with a gradient path) if nothing is valid.
+    Raises:
+        UsageError: the model already has adapters, the rank is not an integer >= 1,
+            peft is missing, or there is no backbone with linear layers.
     """
-    if logits.ndim != 4 or tuple(target_bins.shape) != tuple(logits.shape[:3]):
+    if has_lora(model):
+        raise UsageError("this model already has LoRA adapters")
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise UsageError(f"LoRA rank must be an integer >= 1, got {rank!r}")
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:
         raise UsageError(
-            f"action logits (B, H, D, n_bins) {tuple(logits.shape)} do not match targets "
-            f"(B, H, D) {tuple(target_bins.shape)}"
+            "LoRA needs the optional dependency peft: pip install 'vla-eval[lora]'"
+        ) from None
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        raise UsageError("LoRA needs a model with a 'backbone' part")
+    targets = sorted(
+        {n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, nn.Linear)}
+    )
+    if not targets:
+        raise UsageError("the backbone has no linear layers to adapt with LoRA")
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"
+    )
+    inject_adapter_in_model(config, backbone)
+    if isinstance(model, TinyVLA):
+        model.config = dataclasses.replace(
+            model.config, lora_rank=rank, lora_alpha=float(alpha), lora_dropout=float(dropout)
         )
-    ce = F.cross_entropy(logits.flatten(0, 2), target_bins.flatten(), reduction="none")
-    ce = ce.view(target_bins.shape)
-    w = torch.ones_like(ce)
-    if mask is not None:
-        m = mask.to(ce.dtype)
-        w = w * (m.unsqueeze(-1) if m.ndim == 2 else m)
-    if weights is not None:
-        w = w * weights.to(ce.dtype).view(-1, 1, 1)
-    per_entry = ce
-    if regression_weight:
-        n_bins = logits.shape[-1]
-        index = torch.arange(n_bins, dtype=logits.dtype, device=logits.device)
-        expected = (logits.softmax(-1) * index).sum(-1)
-        error = (expected - target_bins.to(logits.dtype)) * (2.0 / n_bins)
-        per_entry = ce + regression_weight * error.square()
-    total = w.sum()
-    return (per_entry * w).sum() / total.clamp_min(torch.finfo(ce.dtype).tiny)
 
 
-def web_loss(
-    answer_logits: torch.Tensor, answers: torch.Tensor, weights: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Cross-entropy of web-VQA answers; rows labelled `IGNORE_INDEX` (-100) do not count.
-
-    Args:
-        answer_logits: (B, n_answers).
-        answers: (B,) int64 answer ids or -100.
-        weights: optional (B,) per-example weights.
-
-    Returns:
-        Scalar loss; 0 if no row has an answer.
-    """
-    valid = answers != IGNORE_INDEX
-    ce = F.cross_entropy(answer_logits, answers.clamp_min(0), reduction="none")
-    w = valid.to(ce.dtype)
-    if weights is not None:
-        w = w * weights.to(ce.dtype)
-    return (ce * w).sum() / w.sum().clamp_min(torch.finfo(ce.dtype).tiny)
+def has_lora(model: nn.Module) -> bool:
+    """Whether any parameter of `model` belongs to a LoRA adapter."""
+    return any("lora_" in n for n, _ in model.named_parameters())

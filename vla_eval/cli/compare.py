@@ -1,0 +1,56 @@
+"""`vla-eval compare`: is one policy really better than another?
+
+Must not import torch: comparisons are exact tests over episode files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vla_eval.cli.common import PROG, load_quietly, print_json, warn
+
+NAME = "compare"
+HELP = "is one policy really better? differences, exact tests, Holm-adjusted ranking"
+DESCRIPTION = (
+    "Compare two or more policies' episode files: difference of success "
+    "rates (Newcombe interval), Fisher and Boschloo exact tests, McNemar's exact test "
+    "when the policies share (task, split, seed), per task too; three or more "
+    "policies get Holm-adjusted p-values and a ranking. "
+    "Example: vla-eval compare base.jsonl tuned.jsonl --paired"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episodes", nargs="+", metavar="EPISODES", help="one episode file per policy")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="require matching (task, split, seed) episodes and use McNemar's test",
+    )
+    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/compare.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_eval import report as rep
+    from vla_eval.results import provenance, write_json
+    from vla_eval.stats.intervals import parse_confidence
+
+    confidence = parse_confidence(args.confidence)
+    policies = load_quietly(lambda: rep.load_policies(args.episodes))
+    result = rep.build_comparison(policies, confidence, paired=True if args.paired else None)
+    result["provenance"] = provenance(packages=("numpy", "scipy", "statsmodels"))
+    for note in result["notes"]:
+        warn(note)
+    if args.out:
+        from pathlib import Path
+
+        path = write_json(Path(args.out) / "compare.json", result)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.json:
+        print_json(result)
+    else:
+        print(rep.format_comparison(result))
+    return 0

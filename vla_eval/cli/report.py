@@ -1,0 +1,67 @@
+"""`vla-eval report`: success rates per task and split, with intervals and the gap.
+
+Must not import torch: reading episodes and building the report is numpy/scipy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vla_eval.cli.common import PROG, load_quietly, print_json, warn
+
+NAME = "report"
+HELP = "success rates per task and split with intervals, and the seen->unseen gap"
+DESCRIPTION = (
+    "Success report of one policy's episodes: per (task, split) Wilson "
+    "intervals, per split the pooled rate and the mean of task rates (stratified "
+    "bootstrap), and the seen->unseen gap (Newcombe). Reads vla-eval .jsonl, .csv "
+    "(task,split,seed,success) and LeRobot eval_info.json. "
+    "Example: vla-eval report runs/episodes.jsonl --out runs/report"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("episodes", nargs="+", metavar="EPISODES", help="episode files")
+    p.add_argument("--by", default="task,split", help="group by these fields (task, split)")
+    p.add_argument("--splits", help="comma list of splits that must have episodes")
+    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded)")
+    p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap replicates")
+    p.add_argument(
+        "--default-split",
+        default="default",
+        help="split for files that have none (LeRobot eval_info.json)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/report.json and DIR/forest.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_eval import report as rep
+    from vla_eval.episodes import load_episodes
+    from vla_eval.results import provenance, write_json
+    from vla_eval.stats.intervals import parse_confidence
+
+    by = rep.parse_by(args.by)
+    confidence = parse_confidence(args.confidence)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    table = load_quietly(lambda: load_episodes(args.episodes, split=args.default_split))
+    result = rep.build_report(
+        table, by, confidence, seed=args.seed, n_bootstrap=args.bootstrap, splits=splits
+    )
+    result["provenance"] = provenance(seeds=result["seeds"], packages=("numpy",))
+    for w in result["warnings"]:
+        warn(w)
+    if args.out:
+        from pathlib import Path
+
+        out = Path(args.out)
+        json_path = write_json(out / "report.json", result)
+        png_path = rep.plot_report(result, out / "forest.png")
+        print(f"{PROG}: wrote {json_path} and {png_path}", file=sys.stderr)
+    if args.json:
+        print_json(result)
+    else:
+        print(rep.format_report(result))
+    return 0

@@ -1,0 +1,110 @@
+"""An experiment's figures and its experiment.md.
+
+Reads the result dictionary `run` builds; imports the plotting module only to draw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vla_eval.experiment.analyse import pooled
+from vla_eval.formatting import pct
+
+
+def plot_experiment(result: dict[str, Any], out: Path) -> list[Path]:
+    """Per-variant success (forest), per-task success per variant, offline + language bars."""
+    from vla_eval import plots
+
+    labels, groups, est, lo, hi, notes = [], [], [], [], [], []
+    for v in result["variants"]:
+        for s in v["success"]["splits"]:
+            p = s["pooled"]
+            labels.append(v["name"])
+            groups.append(s["split"])
+            est.append(p["rate"])
+            lo.append(p["lower"])
+            hi.append(p["upper"])
+            notes.append(f"{p['successes']}/{p['trials']}")
+    paths = [
+        plots.forest_plot(
+            out / "success_by_variant.png",
+            labels,
+            groups,
+            est,
+            lo,
+            hi,
+            notes,
+            title=f"{result['experiment']}: success per variant (95% Wilson)",
+        )
+    ]
+    rows = []
+    for v in result["variants"]:
+        for g in v["success"]["groups"]:
+            rows.append((v["name"], g["task"], g.get("split"), g["rate"], g["lower"], g["upper"]))
+    paths.append(
+        plots.variant_task_plot(
+            out / "success_by_task.png", rows, title=f"{result['experiment']}: success per task"
+        )
+    )
+    metrics = {
+        "held-out action accuracy (seen)": [
+            v["offline"]["per_split"].get("seen", {}).get("accuracy") for v in result["variants"]
+        ],
+        "web VQA accuracy (language retention)": [
+            v["offline"]["web_accuracy"] for v in result["variants"]
+        ],
+    }
+    paths.append(
+        plots.variant_bars_plot(
+            out / "offline_by_variant.png", [v["name"] for v in result["variants"]], metrics
+        )
+    )
+    return paths
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    """experiment.md: the question, the answer, and the tables behind it."""
+    lines = [f"# Experiment: {result['experiment']}", ""]
+    if result["question"]:
+        lines += [result["question"], ""]
+    lines += [f"**Answer.** {result['analysis'].get('answer', '')}", ""]
+    if result["smoke"]:
+        lines += [
+            "*Smoke-sized run (--smoke): the numbers exercise the pipeline, they do not "
+            "answer the question.*",
+            "",
+        ]
+    lines += [
+        "## Variants",
+        "",
+        "| variant | seen success (95% CI) | unseen success (95% CI) | held-out bin accuracy | "
+        "web VQA accuracy | loss spikes | findings |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    lines += [_variant_row(v, result["baseline"]) for v in result["variants"]]
+    lines += ["", f"## Against the baseline ({result['baseline']}), paired on seeds", ""]
+    for name, c in result["comparisons"].items():
+        lines.append(f"- **{name}**: {c['pairs'][0]['verdict']}")
+    lines += ["", "## Figures", ""] + [f"![{p}]({p})" for p in result["figures"]]
+    return "\n".join(lines) + "\n"
+
+
+def _variant_row(v: dict[str, Any], baseline: str) -> str:
+    """One row of the variants table: success per split, offline accuracies, stability."""
+    cells = []
+    for split in ("seen", "unseen"):
+        p = pooled(v, split)
+        cells.append(
+            "n/a"
+            if p is None
+            else f"{pct(p['rate'])} ({pct(p['lower'])}–{pct(p['upper'])}), "
+            f"{p['successes']}/{p['trials']}"
+        )
+    acc = v["offline"]["per_split"].get("seen", {}).get("accuracy")
+    name = v["name"] + (" (baseline)" if v["name"] == baseline else "")
+    return (
+        f"| {name} | {cells[0]} | {cells[1]} | {pct(acc)} | "
+        f"{pct(v['offline']['web_accuracy'])} | {v['stability']['loss_spikes']} | "
+        f"{len(v['findings'])} |"
+    )

@@ -1,0 +1,207 @@
+"""Running an experiment: train and evaluate every variant, compare each with the baseline.
+
+The orchestration layer of `vla-eval run` (and of the quickstart's one run): it calls
+the trainer, the offline and online evaluators and the report, and imports each of
+them (and so torch) inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vla_eval.errors import UsageError
+from vla_eval.experiment.analyse import analyse, stability
+from vla_eval.experiment.config import SCHEMA, ExperimentConfig
+from vla_eval.experiment.output import format_markdown, plot_experiment
+from vla_eval.experiment.plan import RunSpec, experiment_of, plan_runs
+from vla_eval.results import to_jsonable
+
+
+def train_and_evaluate(
+    train_config: Any,
+    evaluate: Any,
+    out: Path,
+    *,
+    name: str,
+    trials: int,
+    progress: bool = True,
+    record_actions: bool = False,
+    offline_plots: bool = False,
+) -> dict[str, Any]:
+    """One run end to end, resumably: train (or finish training) into ``out/train``,
+    score the final checkpoint offline, roll it out online into ``out/episodes.jsonl``.
+
+    Returns the offline metrics, training stability, Diagnose findings, the episodes
+    file and the final checkpoint.
+    """
+    from vla_eval.offline.evaluate import evaluate_checkpoints
+    from vla_eval.offline.output import write_offline
+    from vla_eval.trainer.run_dir import latest_checkpoint
+    from vla_eval.trainer.train import train
+
+    run_dir = out / "train"
+    final = run_dir / "checkpoints" / f"step_{train_config.steps:06d}.pt"
+    if not final.exists():
+        resume = latest_checkpoint(run_dir) is not None
+        train(train_config, out_dir=run_dir, resume=resume, progress=progress)
+    scored = evaluate_checkpoints(
+        [str(final)], per_task=train_config.data.heldout_per_task, seed=train_config.data.seed
+    )
+    if offline_plots:
+        write_offline(scored, out)
+    episodes = out / "episodes.jsonl"
+    _roll_out(final, evaluate, episodes, name, trials, progress, record_actions)
+    return {
+        "offline": scored["results"][-1]["metrics"],
+        "stability": stability(run_dir / "metrics.jsonl"),
+        "findings": json.loads((run_dir / "findings.json").read_text())["findings"],
+        "episodes": str(episodes),
+        "checkpoint": str(final),
+        "run": json.loads((run_dir / "run.json").read_text()),
+    }
+
+
+def _roll_out(
+    checkpoint: Path,
+    evaluate: Any,
+    episodes: Path,
+    name: str,
+    trials: int,
+    progress: bool,
+    record_actions: bool,
+) -> None:
+    """Roll the checkpoint out in the tabletop world on every split, resuming `episodes`."""
+    from vla_eval import online
+    from vla_eval.envs.tabletop import TabletopEnv
+    from vla_eval.policies.checkpoint import CheckpointPolicy
+
+    policy = CheckpointPolicy(checkpoint)
+    config = online.OnlineConfig(
+        trials=trials,
+        splits=evaluate.splits,
+        batch_size=evaluate.batch_size,
+        chunk_mode=evaluate.chunk_mode,
+        execute=evaluate.execute,
+        policy_name=name,
+        record_actions=record_actions,
+    )
+    online.run(
+        TabletopEnv(),
+        policy,
+        config,
+        episodes,
+        policy_id=policy.fingerprint(),
+        resume=episodes.exists(),
+        progress=progress,
+    )
+
+
+def run_experiment(
+    protocol: Any,
+    source: str,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    smoke: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every variant, then compare them; writes experiment.json/.md and figures."""
+    from vla_eval.results import provenance, write_json
+
+    exp = experiment_of(protocol, source)
+    specs = plan_runs(protocol, source, smoke)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise UsageError(f"{out} already holds an experiment; pass --resume to continue it")
+    started = time.time()
+    results: dict[str, dict[str, Any]] = {}
+    for i, spec in enumerate(specs, 1):
+        if progress:
+            print(f"[{i}/{len(specs)}] {spec.variant.name}", file=sys.stderr, flush=True)
+        results[spec.variant.name] = train_and_evaluate(
+            spec.train,
+            protocol.evaluate,
+            variant_dir(out, i, spec.variant.name),
+            name=spec.variant.name,
+            trials=spec.trials,
+            progress=progress,
+        )
+    variants, comparisons = compare_variants(exp, specs, results, protocol.evaluate.splits)
+    result = {
+        "schema": SCHEMA,
+        "experiment": protocol.name,
+        "kind": exp.kind,
+        "question": exp.question or protocol.description,
+        "baseline": exp.baseline,
+        "smoke": smoke,
+        "variants": variants,
+        "comparisons": comparisons,
+        "analysis": analyse(exp, variants, comparisons),
+        "seconds": time.time() - started,
+        "provenance": provenance(seeds={"train": protocol.train.seed, "online": "0..trials-1"}),
+    }
+    result["figures"] = [p.name for p in plot_experiment(result, out)]
+    write_json(out / "experiment.json", result)
+    (out / "experiment.md").write_text(format_markdown(result))
+    return result
+
+
+def compare_variants(
+    exp: ExperimentConfig,
+    specs: list[RunSpec],
+    results: dict[str, dict[str, Any]],
+    splits: tuple[str, ...],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each variant's summary (success, offline, stability, findings) and its paired
+    comparison with the baseline."""
+    from vla_eval import report as rep
+    from vla_eval.episodes import load_episodes
+
+    tables = {name: load_episodes([r["episodes"]]) for name, r in results.items()}
+    variants = []
+    for spec in specs:
+        name = spec.variant.name
+        success = rep.build_report(tables[name], splits=splits)
+        variants.append(
+            {
+                "name": name,
+                "group": spec.variant.group or None,
+                "set": to_jsonable(spec.variant.set),
+                "description": spec.variant.description,
+                "success": success,
+                "offline": _offline_summary(results[name]["offline"]),
+                "stability": results[name]["stability"],
+                "findings": results[name]["findings"],
+            }
+        )
+    comparisons = {}
+    for spec in specs:
+        name = spec.variant.name
+        if name == exp.baseline:
+            continue
+        comparisons[name] = rep.build_comparison(
+            [(exp.baseline, tables[exp.baseline]), (name, tables[name])], paired=True
+        )
+    return variants, comparisons
+
+
+def variant_dir(out: Path, index: int, name: str) -> Path:
+    """The folder of the `index`-th (from 1) variant's run inside the experiment's `out`."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return out / f"{index:02d}-{slug}"
+
+
+def _offline_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    web = metrics.get("web") or {}
+    return {
+        "per_split": {
+            s: {k: v.get(k) for k in ("loss", "accuracy", "within_2", "l1")}
+            for s, v in metrics["per_split"].items()
+        },
+        "web_loss": web.get("loss"),
+        "web_accuracy": web.get("accuracy"),
+    }

@@ -1,0 +1,81 @@
+"""One batch of episodes rolled out to the end: the step loop of online evaluation.
+
+The batch's environments are reset together and stepped together, with one batched
+policy call per step for the environments that need a new action. numpy and
+`envs.base` only; torch, if any, enters through the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from vla_eval.envs.base import Env
+from vla_eval.online.chunks import ChunkExecutor, as_chunk
+from vla_eval.online.config import OnlineConfig
+from vla_eval.online.work import Work
+
+
+def rollout_batch(
+    env: Env,
+    policy: Callable[[dict[str, Any]], Any],
+    batch: Sequence[Work],
+    config: OnlineConfig,
+) -> Iterable[tuple[Work, dict[str, Any]]]:
+    """Run one batch of episodes to the end; yields (work, result) as each finishes.
+
+    The result has ``success``, ``steps``, ``return``, ``instruction`` (when the
+    environment gives one) and, if configured, ``actions``.
+    """
+    n = len(batch)
+    obs = env.reset([w.seed for w in batch], [w.task for w in batch])
+    instructions = obs.get("instruction")
+    if hasattr(policy, "reset"):
+        policy.reset(n)
+    executor = ChunkExecutor(n, config)
+    limit = np.array(
+        [config.max_steps or getattr(w.task.spec, "max_steps", None) or 10**9 for w in batch]
+    )
+    done = np.zeros(n, bool)
+    success = np.zeros(n, bool)
+    returns = np.zeros(n)
+    steps = np.zeros(n, np.int64)
+    actions_log: list[list[list[float]]] = [[] for _ in range(n)]
+    t = 0
+    while not done.all():
+        ask = executor.needs_query() & ~done
+        if ask.any():
+            rows = np.flatnonzero(ask)
+            sub = {
+                k: (v[rows] if hasattr(v, "shape") else [v[i] for i in rows])
+                for k, v in obs.items()
+            }
+            sub["env_index"] = rows
+            chunk = as_chunk(policy(sub), len(rows), env.action_dim)
+            executor.push(rows, chunk, t)
+        action = executor.next(t)
+        action = np.where(done[:, None], 0.0, action)
+        obs, reward, env_done, info = env.step(action)
+        live = ~done
+        returns[live] += np.asarray(reward, dtype=np.float64)[live]
+        steps[live] += 1
+        success |= np.asarray(info["success"], bool) & live
+        if config.record_actions:
+            for i in np.flatnonzero(live):
+                actions_log[i].append([round(float(x), 6) for x in action[i]])
+        finished = live & (np.asarray(env_done, bool) | (steps >= limit))
+        for i in np.flatnonzero(finished):
+            result = {
+                "success": bool(success[i]),
+                "steps": int(steps[i]),
+                "return": float(returns[i]),
+            }
+            if instructions is not None:
+                result["instruction"] = str(instructions[i])
+            if config.record_actions:
+                result["actions"] = actions_log[i]
+            yield batch[i], result
+        done |= finished
+        t += 1

@@ -1,0 +1,73 @@
+"""`run`: roll a policy out over a run's planned episodes and append them to an episodes file.
+
+Each finished episode is appended at once (one flushed line), so a run killed at any
+moment loses at most the episodes in flight. A resumed run re-runs only the batches
+with missing episodes, with the same batch composition as the first time, and keeps
+only the missing episodes, so the resumed file holds exactly the episodes of an
+uninterrupted run. numpy, tqdm and the package's episodes writer only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vla_eval.envs.base import Env
+from vla_eval.online.config import OnlineConfig
+from vla_eval.online.output import Progress, env_provenance, episode_record
+from vla_eval.online.resume import finished_keys
+from vla_eval.online.rollout import rollout_batch
+from vla_eval.online.work import plan, run_id, shard_batches
+
+
+def run(
+    env: Env,
+    policy: Callable[[dict[str, Any]], Any],
+    config: OnlineConfig,
+    out: str | Path,
+    *,
+    policy_id: str | None = None,
+    resume: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+) -> Path:
+    """Roll `policy` out over the planned episodes, appending records to `out`.
+
+    Args:
+        env: the (vectorised) environment.
+        policy: observation batch -> actions (see `vla_eval.policies.Policy`).
+        config: what to run.
+        out: the episodes file (JSON Lines).
+        policy_id: identifies the policy in the run fingerprint (e.g. a checkpoint
+            hash); defaults to ``config.policy_name``.
+        resume: continue a run whose `out` already holds some of its episodes; an
+            `out` from a different run is refused.
+        shard: (i, N): run only batches i, i + N, i + 2N, ...
+        progress: show a progress bar (stderr) with the running success rate per split.
+
+    Returns:
+        The path of the episodes file.
+    """
+    from vla_eval.episodes import EpisodeWriter
+
+    out = Path(out)
+    batches = shard_batches(plan(env, config), shard)
+    rid = run_id(env, config, policy_id or config.policy_name)
+    done_keys = finished_keys(out, rid, resume)
+
+    todo = [b for b in batches if any(w.key not in done_keys for w in b)]
+    total = sum(len(b) for b in batches)
+    provenance = env_provenance(env)
+    already = sum(1 for b in batches for w in b if w.key in done_keys)
+    bar = Progress(total, already, config.policy_name, progress)
+    with EpisodeWriter(out) as writer:
+        for batch in todo:
+            for work, result in rollout_batch(env, policy, batch, config):
+                if work.key in done_keys:
+                    continue  # finished before the interruption; recomputed identically
+                writer.write(episode_record(work, result, config, provenance, rid))
+                done_keys.add(work.key)
+                bar.add(work.task.split, result["success"])
+    bar.close()
+    return out

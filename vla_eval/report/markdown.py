@@ -1,0 +1,152 @@
+"""Markdown renderings of success reports and comparisons, for the terminal.
+
+Turns the strict-JSON dicts of `build_report` and `build_comparison` into Markdown
+tables and plain sentences; adds no numbers of its own. Depends on
+`vla_eval.formatting` only; never imports numpy, matplotlib or torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vla_eval.formatting import pct, pvalue
+
+
+def policy_label(report: dict[str, Any]) -> str:
+    """The policy's name, else the episode files' names."""
+    return report["policy"] or ", ".join(Path(f).name for f in report["inputs"]["files"][:3])
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"{100 * lo:.1f}–{100 * hi:.1f}%"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Markdown rendering of `build_report`'s result, for the terminal."""
+    conf = f"{100 * report['inputs']['confidence']:g}%"
+    by = report["inputs"]["by"]
+    n = report["inputs"]["episodes"]
+    files = report["inputs"]["files"]
+    lines = [
+        f"# Success report: {policy_label(report)}",
+        "",
+        f"{n:,} episodes from {len(files)} file{'s' if len(files) != 1 else ''}.",
+        "",
+        "| " + " | ".join(by) + f" | successes | trials | rate | {conf} CI (Wilson) |",
+        "|" + "---|" * len(by) + "---:|---:|---:|---|",
+    ]
+    for g in report["groups"]:
+        lines.append(
+            "| "
+            + " | ".join(str(g[f]) for f in by)
+            + f" | {g['successes']} | {g['trials']} | {pct(g['rate'])} | "
+            + f"{_ci(g['lower'], g['upper'])} |"
+        )
+    lines += [
+        "",
+        "## Splits",
+        "",
+        f"| split | tasks | successes/trials | pooled rate ({conf} Wilson CI) "
+        f"| mean of task rates ({conf} bootstrap CI) |",
+        "|---|---:|---:|---|---|",
+    ]
+    for s in report["splits"]:
+        p, m = s["pooled"], s["macro"]
+        lines.append(
+            f"| {s['split']} | {s['tasks']} | {p['successes']}/{p['trials']} | "
+            f"{pct(p['rate'])} ({_ci(p['lower'], p['upper'])}) | "
+            f"{pct(m['rate'])} ({_ci(m['lower'], m['upper'])}) |"
+        )
+    lines += ["", "## Generalisation gap", "", _gap_sentence(report["gap"], conf)]
+    if report["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+def _gap_sentence(gap: dict[str, Any] | None, conf: str) -> str:
+    if gap is None:
+        return "No gap: the episodes do not cover both a `seen` and an `unseen` split."
+    sig = (
+        "the policy does measurably worse on unseen conditions"
+        if gap["significant"] and gap["estimate"] > 0
+        else "unseen is measurably better than seen"
+        if gap["significant"]
+        else "not significant: the data cannot tell the two splits apart"
+    )
+    return (
+        f"{gap['from']} − {gap['to']} (pooled): {_points(gap['estimate'])} points "
+        f"({conf} Newcombe CI {_points(gap['lower'])} to {_points(gap['upper'])}); {sig}."
+    )
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """Markdown rendering of `build_comparison`'s result, for the terminal."""
+    conf = f"{100 * result['inputs']['confidence']:g}%"
+    many = len(result["inputs"]["policies"]) > 2
+    lines = [
+        f"# Comparison of {len(result['inputs']['policies'])} policies",
+        "",
+        f"| rank | policy | successes/trials | rate ({conf} Wilson CI) |"
+        + (" group |" if many else ""),
+        "|---:|---|---:|---|" + ("---|" if many else ""),
+    ]
+    for r in result["ranking"]:
+        lines.append(
+            f"| {r['rank']} | {r['policy']} | {r['successes']}/{r['trials']} | "
+            f"{pct(r['rate'])} ({_ci(r['lower'], r['upper'])}) |"
+            + (f" {r['group']} |" if many else "")
+        )
+    if many:
+        lines += [
+            "",
+            "Policies that share a group letter are not significantly different "
+            f"(Holm-adjusted, alpha = {result['inputs']['alpha']:.3g}).",
+        ]
+    lines += [
+        "",
+        "## Pairs",
+        "",
+        f"| A | B | A − B, points ({conf} Newcombe CI) | Fisher p | Boschloo p | McNemar p "
+        "| p (Holm) | significant |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for p in result["pairs"]:
+        d = p["difference"]
+        lines.append(
+            f"| {p['a']} | {p['b']} | {_points(d['estimate'])} ({_points(d['lower'])} to "
+            f"{_points(d['upper'])}) | {pvalue(p['fisher_p'])} | {pvalue(p['boschloo_p'])} | "
+            f"{pvalue(p['mcnemar_p'])} | {pvalue(p['p_holm'])} | "
+            f"{'yes' if p['significant'] else 'no'} |"
+        )
+    lines.append("")
+    lines += [f"- {p['verdict']}" for p in result["pairs"]]
+    lines += _per_task_lines(result["per_task"])
+    if result["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def _per_task_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Per task",
+        "",
+        "| A | B | task | split | A | B | A − B, points | test | p | p (Holm, within pair) |",
+        "|---|---|---|---|---:|---:|---|---|---:|---:|",
+    ]
+    for r in rows:
+        d = r["difference"]
+        lines.append(
+            f"| {r['a']} | {r['b']} | {r['task']} | {r['split']} | "
+            f"{r['successes_a']}/{r['trials_a']} | {r['successes_b']}/{r['trials_b']} | "
+            f"{_points(d['estimate'])} ({_points(d['lower'])} to {_points(d['upper'])}) | "
+            f"{r['test']} | {pvalue(r['p_value'])} | {pvalue(r['p_holm'])} |"
+        )
+    return lines
