@@ -94,6 +94,11 @@ def reference_step_overhead(steps: int, batch: int, device: torch.device) -> dic
         variants["diagnose"][0],
         task_counts={k: v for k, v in data.robot.task_counts().items() if v},
         thresholds=CROSS_ENTROPY_THRESHOLDS,
+        stage="co-train",  # the loop's context, as the trainer gives it
+        lr=1e-4,
+        clip=1.0,
+        web_ratio=0.25,
+        temperature=2.0,
     )
 
     def one_step(which: str, step: int) -> float:
@@ -173,7 +178,7 @@ def policy_overhead(args: argparse.Namespace, device: torch.device) -> dict:
         return model, torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
 
     plain, diagnosed = make(), make()
-    diag = Diagnose(diagnosed[0])
+    diag = Diagnose(diagnosed[0], stage="train", lr=1e-4, clip=1.0)
 
     def block(which: str, start: int) -> float:
         model, opt = plain if which == "plain" else diagnosed

@@ -111,3 +111,30 @@ def test_version(capsys) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"vla-eval {__version__}"
+
+
+def test_the_error_boundary_keeps_bugs_loud(monkeypatch) -> None:
+    """User errors become one line; anything else (a bug) keeps its traceback."""
+    import vla_eval.cli.wilson as wilson_cmd
+    from vla_eval.cli import user_error_message
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(wilson_cmd, "run", broken)
+    with pytest.raises(KeyError):
+        main(["wilson", "-k", "1", "-n", "2"])
+    assert user_error_message(KeyError("x")) is None
+    assert user_error_message(FileNotFoundError(2, "No such file", "a.jsonl")) == (
+        "a.jsonl: No such file"
+    )
+    assert "nested too deeply" in user_error_message(RecursionError())
+    assert "not UTF-8" in user_error_message(_decode_error())
+
+
+def _decode_error() -> UnicodeDecodeError:
+    try:
+        b"\xff".decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc
+    raise AssertionError("unreachable")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import warnings
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from vla_eval import jsonl
 from vla_eval.errors import DataError, UsageError
 from vla_eval.jsonl import TruncatedLineWarning, cut_truncated_last_line, iter_jsonl
 
@@ -68,3 +75,69 @@ def test_cut_truncated_last_line(tmp_path):
     assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
     cut_truncated_last_line(tmp_path / "new.jsonl")  # missing: nothing to do
     assert not (tmp_path / "new.jsonl").exists()
+
+
+# --- streaming and strictness ----------------------------------------------------------------
+
+_line = st.one_of(
+    st.just(""),
+    st.just("   "),
+    st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=6), max_size=3).map(
+        lambda d: json.dumps(d, ensure_ascii=False)  # multi-byte characters across blocks
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_line, max_size=12), st.integers(min_value=1, max_value=40), st.booleans())
+def test_streamed_blocks_read_like_whole_lines(lines, block, final_newline):
+    """Whatever the block size, the records and line numbers are those of splitting the text
+    at newlines and parsing each non-blank line (the independent reading)."""
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    expected = [(i + 1, json.loads(t)) for i, t in enumerate(text.split("\n")) if t.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.jsonl"
+        path.write_bytes(text.encode("utf-8"))
+        original = jsonl._BLOCK
+        jsonl._BLOCK = block
+        try:
+            assert list(iter_jsonl(path)) == expected
+        finally:
+            jsonl._BLOCK = original
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"success": true, "success": false}', "duplicate key 'success'"),
+        ('{"a": {"b": 1, "b": 2}}', "duplicate key 'b'"),
+        ('{"a": ' + "[" * 101 + "]" * 101 + "}", "nested deeper than 100"),
+        ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested deeper than 100"),
+        ('{"a": ' + "7" * 5000 + "}", "too long"),
+    ],
+)
+def test_strict_json_rules_name_the_line(tmp_path, line, message):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"ok": 1}\n' + line + "\n")
+    with pytest.raises(DataError, match=r"m\.jsonl:2: .*" + message):
+        _read(path)
+
+
+def test_strictness_errors_are_not_mistaken_for_a_truncated_last_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"ok": 1}\n{"a": 1, "a": 2}')  # last line, no newline, but complete
+    with pytest.raises(DataError, match="duplicate key"):
+        _read(path)
+
+
+def test_depth_at_the_limit_is_accepted(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"a": ' + "[" * 99 + "]" * 99 + "}\n")  # 100 levels with the object
+    assert len(_read(path)) == 1
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "m.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        _read(fifo)

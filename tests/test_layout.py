@@ -21,8 +21,16 @@ PKG = ROOT / "vla_eval"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
-# What every layer may use: errors, result writing, JSONL reading and text formatting.
-BASE = ("vla_eval.errors", "vla_eval.results", "vla_eval.jsonl", "vla_eval.formatting")
+# What every layer may use: errors, result writing, output locks, JSONL and input reading,
+# and text formatting.
+BASE = (
+    "vla_eval.errors",
+    "vla_eval.results",
+    "vla_eval.locking",
+    "vla_eval.jsonl",
+    "vla_eval.inputs",
+    "vla_eval.formatting",
+)
 
 # what a checkpoint policy may load of the trainer: the model's definition, not its training
 MODEL_MODULES = (

@@ -3,8 +3,9 @@
 Protocol and training files are read with the standard library's `tomllib` (Python
 3.11+, or `tomli` on 3.10) and mapped onto frozen dataclasses field by field. An
 unknown key, a value of the wrong type or a missing required section is a
-`UsageError` naming the key and the file, never a silent default. Depends only on
-the standard library and `vla_eval.errors`.
+`UsageError` naming the key and the file, never a silent default. Only a regular
+UTF-8 file of at most a megabyte is read (not a FIFO or ``/dev/zero``). Depends only on
+the standard library, `vla_eval.errors` and `vla_eval.inputs`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 from vla_eval.errors import UsageError
 
 T = TypeVar("T")
+MAX_TOML_BYTES = 1024 * 1024  # a protocol is a few kilobytes
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -28,16 +30,21 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
+    from vla_eval.inputs import read_text
+
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a TOML file")
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"{path}: no such file")
+    # A regular file of at most MAX_TEXT_BYTES, UTF-8: not /dev/zero, not a FIFO.
+    text = read_text(path, str(path), limit=MAX_TOML_BYTES)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, expected a TOML file") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def _type_name(tp: Any) -> str:

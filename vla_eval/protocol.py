@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from vla_eval.config import from_dict, read_toml
+from vla_eval.envs.base import SPLITS
 from vla_eval.errors import UsageError
 from vla_eval.experiment.config import ExperimentConfig
 from vla_eval.trainer.config import TrainConfig
 
 SCHEMA = "vla-eval/protocol/1"
+MAX_TRIALS = 1_000_000  # online episodes per (task, split)
+MAX_BASE_DEPTH = 16  # protocols laid over protocols
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,16 @@ class EvaluateConfig:
     offline: bool = True
 
     def __post_init__(self) -> None:
-        if self.trials < 1:
-            raise UsageError(f"evaluate.trials must be at least 1, got {self.trials}")
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise UsageError(f"evaluate.trials must be from 1 to {MAX_TRIALS:,}, got {self.trials}")
+        if not 1 <= self.batch_size <= 65_536 or not 1 <= self.execute <= 10_000:
+            raise UsageError("evaluate.batch_size must be 1-65,536 and evaluate.execute 1-10,000")
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown or not self.splits or len(set(self.splits)) != len(self.splits):
+            raise UsageError(
+                f"evaluate.splits must be distinct names among {', '.join(SPLITS)} (the "
+                f"built-in world's splits), got {list(self.splits)}"
+            )
         if self.chunk_mode not in ("open-loop", "ensemble"):
             raise UsageError(
                 f"evaluate.chunk_mode must be open-loop or ensemble, got {self.chunk_mode!r}"
@@ -80,7 +91,12 @@ def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     if not isinstance(base, str):
         raise UsageError(f"{path}: base must be a protocol file name, got {base!r}")
-    base_path = (path.parent / base).resolve()
+    try:
+        base_path = (path.parent / base).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise UsageError(f"{path}: base {base!r} cannot be resolved ({exc})") from None
+    if len(seen) >= MAX_BASE_DEPTH:
+        raise UsageError(f"{path}: more than {MAX_BASE_DEPTH} base protocols in a chain")
     if base_path in seen:
         raise UsageError(f"{path}: base protocols refer to each other in a cycle")
     inherited = _read_with_base(base_path, (*seen, path.resolve()))

@@ -35,12 +35,24 @@ def default_protocol() -> Path:
 def run_quickstart(
     out: str | Path = "quickstart", protocol_path: str | Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
-    """Train, evaluate offline and online, diagnose; write the report. Returns report.json."""
+    """Train, evaluate offline and online, diagnose; write the report. Returns report.json.
+
+    The output folder is locked while the demo writes it (a second one is refused).
+    """
+    from vla_eval.locking import output_lock
+
+    with output_lock(out, "quickstart folder", directory=True):
+        return _run_locked(out, protocol_path, progress)
+
+
+def _run_locked(
+    out: str | Path, protocol_path: str | Path | None, progress: bool
+) -> dict[str, Any]:
     from vla_eval import report as rep
     from vla_eval.episodes import load_episodes
     from vla_eval.experiment.run import train_and_evaluate
     from vla_eval.protocol import load_protocol
-    from vla_eval.results import provenance, write_json
+    from vla_eval.results import provenance, write_json, write_text
 
     started = time.time()
     out = Path(out)
@@ -89,7 +101,7 @@ def run_quickstart(
         "provenance": provenance(seeds={"train": protocol.train.seed, "bootstrap": 0}),
     }
     write_json(out / "report.json", result)
-    (out / "report.md").write_text(format_markdown(result))
+    write_text(out / "report.md", format_markdown(result))
     return result
 
 

@@ -12,8 +12,9 @@ from vla_eval.formatting import number as fmt
 from vla_eval.results import dumps
 
 
-def test_the_six_symptoms_of_the_failure_table():
+def test_the_six_symptoms_of_the_failure_table_and_under_training():
     assert set(SYMPTOMS) == {
+        "under_training",
         "mode_collapse",
         "catastrophic_forgetting",
         "action_jitter",

@@ -168,3 +168,17 @@ def test_hugging_face_flags_lr_x1000_and_stays_quiet_when_healthy(tmp_path, monk
     callback, seen = hf_run(lr=5e4, max_grad_norm=0.0)
     critical = [f for f in seen if f.severity == "critical"]
     assert critical and critical[0].evidence["nonfinite_param"] == "net.0.weight"
+
+
+@pytest.mark.slow
+def test_lightning_callback_state_travels_with_the_checkpoint():
+    from vla_eval.diagnose.integrations import DiagnoseLightningCallback
+
+    callback, seen = lightning_run(lr=50.0, steps=12)
+    assert seen  # the spike: a history worth restoring
+    saved = callback.state_dict()
+    fresh = DiagnoseLightningCallback(on_finding=None)
+    fresh.load_state_dict(saved)  # Lightning restores callbacks before or after setup
+    fresh.setup(None, torch.nn.Linear(6, 3), "fit")
+    assert fresh.diagnose.findings == callback.diagnose.findings
+    assert fresh.diagnose.state_dict() == saved["diagnose"]

@@ -240,7 +240,7 @@ def test_dropping_web_data_after_cotraining_is_forgetting(runs, capsys):
     f = run.first("catastrophic_forgetting")
     assert f["step"] > 0.55 * RUNS["forget"].steps  # in the specialisation stage
     assert f["evidence"]["web_loss"] >= 1.2 * f["evidence"]["reference_web_loss"]
-    assert "keep web data in the mix" in f["fix"]
+    assert "web data back in the mix" in f["fix"]  # the loop dropped it: put it back
     assert "catastrophic_forgetting" in [f["symptom"] for f in offline_findings(run.out, capsys)]
     # keeping web data in the mix all along: not flagged
     assert "catastrophic_forgetting" not in runs("kept").symptoms

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import binomtest
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.proportion import proportion_confint
 
 from vla_eval.experiment.analyse import analyse, stability
 from vla_eval.experiment.config import ExperimentConfig, Variant
@@ -102,13 +102,15 @@ def test_hparam_effect_sign_size_interval_and_exact_p(tmp_path) -> None:
         e = effects[group]
         assert e["variant"] == variant
         assert e["effect"] == pytest.approx((k - 10) / 20, abs=1e-12)  # variant - baseline
-        lo, hi = confint_proportions_2indep(k, 20, 10, 20, method="newcomb", compare="diff")
+        # the arms share seeds: the paired Newcombe interval (variant - baseline)
+        lo, hi = _newcombe_paired(k - gained, gained, lost, 20 - k - lost)
+        assert e["interval"] == "newcombe-paired"
         assert e["lower"] == pytest.approx(lo, abs=1e-9)
         assert e["upper"] == pytest.approx(hi, abs=1e-9)
         assert e["lower"] <= e["effect"] <= e["upper"]
         p = binomtest(min(lost, gained), lost + gained, 0.5).pvalue  # McNemar exact
         assert e["p_value"] == pytest.approx(p, rel=1e-9)
-        assert e["significant"] == (p <= 0.05)
+        assert e["significant"] == (p <= 0.05 and not lo <= 0 <= hi)
     assert effects["weight decay"]["effect"] < 0 < effects["learning rate"]["effect"]
     assert analysis["most_sensitive"] == "batch size"
     assert "batch*2 changes it by +40.0 points" in analysis["answer"]
@@ -206,3 +208,23 @@ def test_stability_counts_spikes_and_nonfinite(tmp_path) -> None:
     s = stability(path)
     assert s["loss_spikes"] == 2 and s["nonfinite_steps"] == 1  # the 5.0 (5x median) and the nan
     assert s["grad_norm_var"] == pytest.approx(float(np.var(grads)))
+
+
+def _newcombe_paired(a, b, c, d, alpha=0.05):
+    """Newcombe (1998, Stat. Med. 17:2635, method 10) from statsmodels' Wilson intervals:
+    a both succeed, b only the first, c only the second, d neither."""
+    import math
+
+    from statsmodels.stats.proportion import proportion_confint
+
+    n = a + b + c + d
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = proportion_confint(a + b, n, alpha, "wilson")
+    l2, u2 = proportion_confint(a + c, n, alpha, "wilson")
+    cross = a * d - b * c
+    num = (cross - n / 2 if cross > n / 2 else 0.0) if cross >= 0 else cross
+    den = (a + b) * (c + d) * (a + c) * (b + d)
+    phi = num / math.sqrt(den) if den else 0.0
+    lo = p1 - p2 - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
+    hi = p1 - p2 + math.sqrt((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)
+    return max(lo, -1.0), min(hi, 1.0)

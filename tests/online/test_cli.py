@@ -17,7 +17,7 @@ def test_cli_expert_report(tmp_path, capsys) -> None:
     code = main(["online", "expert", "--trials", "4", "--out", str(out), "--no-progress", "--json"])
     assert code == 0
     body = json.loads(capsys.readouterr().out)
-    assert body["schema"] == "vla-eval/report/1"
+    assert body["schema"] == "vla-eval/report/2"
     seen = next(s for s in body["splits"] if s["split"] == "seen")["pooled"]
     assert seen["trials"] == 16 and seen["successes"] >= 15
 

@@ -57,13 +57,17 @@ def test_compare_two_policies_unpaired_and_paired(tmp_path, capsys):
     )
     assert main(["compare", str(a), str(b), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["schema"] == "vla-eval/compare/1"
+    assert res["schema"] == "vla-eval/compare/2"
     pair = res["pairs"][0]
-    ref = confint_proportions_2indep(29, 40, 19, 40, method="newcomb", compare="diff")
-    d = pair["difference"]
-    assert (d["lower"], d["upper"]) == pytest.approx(ref, abs=1e-12)
-    # Same (task, split, seed) keys in both files: paired automatically, McNemar primary.
+    # Same (task, split, seed) keys in both files: paired automatically, McNemar primary,
+    # and the interval is the paired one (not the unpaired Newcombe interval).
     assert pair["paired"] is True and pair["test"] == "mcnemar-exact"
+    assert pair["difference"]["method"] == "newcombe-paired"
+    unpaired = build_comparison(load_policies([a, b]), paired=False)["pairs"][0]
+    ref = confint_proportions_2indep(29, 40, 19, 40, method="newcomb", compare="diff")
+    d = unpaired["difference"]
+    assert d["method"] == "newcombe" and unpaired["test"] == "boschloo"
+    assert (d["lower"], d["upper"]) == pytest.approx(ref, abs=1e-12)
     # A's successes are seeds < k, so A succeeds wherever B does: a_only = 10, b_only = 0.
     assert (pair["a_only"], pair["b_only"]) == (10, 0)
     ref_p = mcnemar([[19, 10], [0, 11]], exact=True).pvalue

@@ -49,7 +49,7 @@ def _error(capsys, argv):
 
 def test_report_numbers_against_statsmodels(episodes):
     rep = build_report(load_episodes([episodes]), seed=3, n_bootstrap=2000)
-    assert rep["schema"] == "vla-eval/report/1"
+    assert rep["schema"] == "vla-eval/report/2"
     assert rep["policy"] == "ckpt"
     assert rep["seeds"] == {"bootstrap": 3}
     got = {(g["task"], g["split"]): g for g in rep["groups"]}
@@ -80,10 +80,11 @@ def test_report_numbers_against_statsmodels(episodes):
 
 def test_report_by_task_only_and_same_seed_same_bootstrap(episodes):
     table = load_episodes([episodes])
-    rep = build_report(table, by=("task",), seed=1, n_bootstrap=500)
+    rep = build_report(table, by=("task",), seed=1, n_bootstrap=500, macro="bootstrap")
+    assert rep["splits"][0]["macro"]["method"] == "stratified-bootstrap-percentile"
     assert [g["task"] for g in rep["groups"]] == ["pick", "place", "pour"]
     assert rep["groups"][0]["successes"] == 27 and rep["groups"][0]["trials"] == 40
-    again = build_report(table, by=("task",), seed=1, n_bootstrap=500)
+    again = build_report(table, by=("task",), seed=1, n_bootstrap=500, macro="bootstrap")
     assert rep["splits"] == again["splits"]
 
 
@@ -95,7 +96,7 @@ def test_cli_report_markdown_json_and_outputs(episodes, tmp_path, capsys):
     assert "seen − unseen (pooled)" in captured.out
     assert "warning: task pour, split seen: only 4 trials" in captured.err
     data = json.loads((out / "report.json").read_text())
-    assert data["schema"] == "vla-eval/report/1"
+    assert data["schema"] == "vla-eval/report/2"
     assert data["provenance"]["seeds"] == {"bootstrap": 5}
     assert "numpy" in data["provenance"]["versions"]
     png = (out / "forest.png").read_bytes()

@@ -55,6 +55,18 @@ def test_boschloo_one_sided_is_scipy(alternative):
     assert boschloo_p(17, 20, 10, 20, alternative) == pytest.approx(ref, rel=1e-9)
 
 
+def test_boschloo_two_sided_17_of_20_vs_10_of_20_is_scipy():
+    # With one column per policy scipy gives the same p-value; the often-quoted
+    # 0.020297 comes from the transposed table (rows as policies), another question.
+    ref = boschloo_exact([[17, 10], [3, 10]]).pvalue
+    assert boschloo_p(17, 20, 10, 20) == pytest.approx(ref, abs=1e-9)
+    assert round(ref, 6) == 0.019617
+    assert round(boschloo_exact([[17, 3], [10, 10]]).pvalue, 6) == 0.020297
+    # With unequal trial counts scipy's two-sided p doubles the smaller one-sided
+    # p-value, which is not Boschloo's ordering: 3/7 vs 0/9 differs.
+    assert boschloo_exact([[3, 0], [4, 9]]).pvalue > boschloo_p(3, 7, 0, 9) + 5e-4
+
+
 def test_boschloo_refuses_huge_tables_and_fisher_is_used():
     assert boschloo_p(3000, 5000, 2900, 5000) is None
     t = test_pair("a", 3000, 5000, "b", 2900, 5000)

@@ -105,9 +105,14 @@ def test_edges() -> None:
     )
     one = binomial_interval(1, 1)
     assert one.estimate == 1.0 and one.upper == 1.0 and 0 < one.lower < 1
-    # the "rule of three": 0/n at 95% gives an upper bound near 3/n for large n
+    # two-sided 95%: the upper bound at 0/n is near -ln(0.025)/n = 3.69/n, not the
+    # one-sided "rule of three" 3/n (-ln 0.05 = 3.00)
     big = binomial_interval(0, 1_000_000, method="clopper-pearson")
-    assert big.upper == pytest.approx(3.689e-6, rel=1e-3)
+    assert big.upper == pytest.approx(-math.log(0.025) / 1_000_000, rel=1e-5)
+    # n/n: the lower bound solves p^n = 0.025
+    assert binomial_interval(20, 20, method="clopper-pearson").lower == pytest.approx(
+        0.025 ** (1 / 20), abs=1e-12
+    )
     # Jeffreys has the posterior quantile, not 0, at k = 0
     assert binomial_interval(0, 20, method="jeffreys").lower == pytest.approx(
         beta.ppf(0.025, 0.5, 20.5), abs=1e-12
@@ -165,3 +170,42 @@ def test_properties(n: int, frac: float, confidence: float, method: str) -> None
     # higher confidence never gives a narrower interval
     wider = binomial_interval(k, n, min(0.9999, confidence + 0.0005), method)
     assert wider.lower <= ci.lower + 1e-12 and wider.upper >= ci.upper - 1e-12
+
+
+# --- coverage claims in docs/statistics.md ---------------------------------------------
+
+
+def _coverage(n, method, p):
+    """Exact coverage at each p of statsmodels' interval: sum of P(K = k) over the k
+    whose interval contains p."""
+    from scipy.stats import binom
+    from statsmodels.stats.proportion import proportion_confint
+
+    k = np.arange(n + 1)
+    sm = {"wilson": "wilson", "jeffreys": "jeffreys"}[method]
+    lo, hi = proportion_confint(k, n, alpha=0.05, method=sm)
+    if method == "wilson":  # statsmodels leaves float dust at the ends
+        lo, hi = np.where(k == 0, 0.0, lo), np.where(k == n, 1.0, hi)
+    inside = (lo[None, :] <= p[:, None]) & (p[:, None] <= hi[None, :])
+    return (binom.pmf(k[None, :], n, p[:, None]) * inside).sum(axis=1), lo, hi
+
+
+@pytest.mark.parametrize("n", [10, 20, 100])
+def test_jeffreys_average_coverage_is_closer_to_nominal_than_wilson(n):
+    p = (np.arange(40_000) + 0.5) / 40_000  # midpoint rule over (0, 1)
+    wilson_mean = _coverage(n, "wilson", p)[0].mean()
+    jeffreys_mean = _coverage(n, "jeffreys", p)[0].mean()
+    assert abs(jeffreys_mean - 0.95) < abs(wilson_mean - 0.95)
+
+
+@pytest.mark.parametrize("n, lowest", [(10, 0.835), (20, 0.894)])
+def test_wilson_dips_far_below_what_a_coarse_grid_shows(n, lowest):
+    _, lo, hi = _coverage(n, "wilson", np.array([0.5]))
+    ends = np.concatenate([lo, hi])
+    # coverage jumps at every endpoint: its infimum is approached just beside one
+    p = np.concatenate([ends - 1e-10, ends + 1e-10, np.linspace(0.01, 0.99, 9801)])
+    p = p[(p >= 0.01) & (p <= 0.99)]
+    infimum = _coverage(n, "wilson", p)[0].min()
+    grid = _coverage(n, "wilson", np.round(np.arange(1, 100) / 100, 2))[0].min()
+    assert infimum == pytest.approx(lowest, abs=1e-3)
+    assert grid > infimum + 0.02  # a 0.01 grid of p misses the worst case

@@ -140,11 +140,19 @@ def _error(capsys, argv):
 
 
 def test_cli_plan(capsys):
-    assert main(["plan", "--p0", "0.5", "--p1", "0.7"]) == 0
-    assert capsys.readouterr().out.startswith("93 trials per policy")
+    # Default: the exact power of Boschloo's test, which compare uses for unpaired data.
+    assert main(["plan", "--p0", "0.5", "--p1", "0.7", "--test", "z", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["test"] == "z" and data["formula"]["trials_per_policy"] == 93
+    assert data["exact_power"] >= 0.8
+    assert main(["plan", "--p0", "0.5", "--p1", "0.7", "--discordance", "0.3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["test"] == "mcnemar" and data["trials_per_policy"] < 93
     assert main(["plan", "--half-width", "0.1", "--p", "0.5", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["schema"] == "vla-eval/plan/1" and data["trials"] == 93
+    assert data["schema"] == "vla-eval/plan/2" and data["trials"] == 93
+    assert main(["plan", "--half-width", "0.05", "--p", "0.8", "--assurance", "0.8"]) == 0
+    assert capsys.readouterr().out.startswith("263 trials")
     assert main(["plan", "--trials", "93", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["increase"] == pytest.approx(0.2, abs=1e-3)
@@ -162,6 +170,10 @@ def test_cli_plan(capsys):
         ["plan", "--p0", "x", "--p1", "0.7"],
         ["plan", "--half-width", "0.1", "--trials", "5"],
         ["plan", "--trials", "0"],
+        ["plan", "--p0", "0.5", "--p1", "0.7", "--test", "mcnemar"],
+        ["plan", "--p0", "0.5", "--p1", "0.7", "--discordance", "0.1"],
+        ["plan", "--p0", "0.5", "--p1", "0.7", "--test", "exactish"],
+        ["plan", "--half-width", "0.1", "--assurance", "1.5"],
     ],
 )
 def test_cli_plan_bad_input(capsys, argv):

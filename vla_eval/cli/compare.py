@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vla_eval.cli.common import PROG, load_quietly, print_json, warn
+from vla_eval.cli.common import PROG, confidence_text, load_quietly, output_dir, print_json, warn
 
 NAME = "compare"
 HELP = "is one policy really better? differences, exact tests, Holm-adjusted ranking"
@@ -28,7 +28,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="require matching (task, split, seed) episodes and use McNemar's test",
     )
-    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
+    p.add_argument(
+        "--confidence",
+        "-c",
+        default="0.95",
+        type=confidence_text,
+        help="confidence level in (0, 1)",
+    )
+    p.add_argument(
+        "--anytime",
+        action="store_true",
+        help="add an anytime-valid comparison (e-values; valid however often you looked)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="also write DIR/compare.json")
 
@@ -39,18 +50,32 @@ def run(args: argparse.Namespace) -> int:
     from vla_eval.stats.intervals import parse_confidence
 
     confidence = parse_confidence(args.confidence)
+    if args.out:
+        output_dir(args.out)  # refuse an unusable --out before any work
     policies = load_quietly(lambda: rep.load_policies(args.episodes))
     result = rep.build_comparison(policies, confidence, paired=True if args.paired else None)
+    if args.anytime:
+        from vla_eval.report.anytime import anytime_comparison
+
+        result["anytime"] = anytime_comparison(policies, confidence)
     result["provenance"] = provenance(packages=("numpy", "scipy", "statsmodels"))
     for note in result["notes"]:
         warn(note)
     if args.out:
         from pathlib import Path
 
-        path = write_json(Path(args.out) / "compare.json", result)
+        from vla_eval.locking import output_lock
+
+        with output_lock(args.out, "report directory", directory=True):
+            path = write_json(Path(args.out) / "compare.json", result)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
     if args.json:
         print_json(result)
     else:
-        print(rep.format_comparison(result))
+        text = rep.format_comparison(result)
+        if args.anytime:
+            from vla_eval.report.anytime import format_anytime_comparison
+
+            text += "\n" + format_anytime_comparison(result["anytime"])
+        print(text)
     return 0

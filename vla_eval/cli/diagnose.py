@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from vla_eval.cli.common import print_json
+from vla_eval.cli.common import counts_text, print_json
 
 NAME = "diagnose"
 HELP = "failure-table detectors over a finished run's metrics or over rollouts"
@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--task-counts",
+        type=counts_text,
         help="dataset counts per task for the temperature suggestion, e.g. pick=50000,pour=500",
     )
     p.add_argument(

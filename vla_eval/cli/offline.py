@@ -8,8 +8,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vla_eval.cli.common import PROG, print_json, warn
+from vla_eval.cli.common import (
+    PROG,
+    output_dir,
+    print_json,
+    real_number,
+    seed_number,
+    warn,
+    whole_number,
+)
 from vla_eval.errors import UsageError
+
+MAX_BINS = 65_536  # action bins per dimension (OpenVLA uses 256)
 
 NAME = "offline"
 HELP = "held-out action-token loss, bin accuracy, L1/MSE of checkpoints or predictions"
@@ -31,17 +41,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", metavar="DIR_OR_NPZ", help="held-out dataset file(s) (save_dataset)")
     g.add_argument("--split", help="comma-separated splits (default: seen,unseen)")
     g.add_argument(
-        "--per-task", type=int, metavar="N", help="built-in episodes per task and split (20)"
+        "--per-task",
+        type=whole_number(1, 100_000),
+        metavar="N",
+        help="built-in episodes per task and split (20)",
     )
-    g.add_argument("--seed", type=int, metavar="S", help="built-in held-out data seed (0)")
     g.add_argument(
-        "--web-examples", type=int, metavar="N", help="built-in held-out web VQA questions (500)"
+        "--seed", type=seed_number(), metavar="S", help="built-in held-out data seed (0)"
     )
-    g.add_argument("--batch-size", type=int, metavar="B", help="samples per forward pass (256)")
+    g.add_argument(
+        "--web-examples",
+        type=whole_number(0, 1_000_000),
+        metavar="N",
+        help="built-in held-out web VQA questions (500)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=whole_number(1, 65_536),
+        metavar="B",
+        help="samples per forward pass (256)",
+    )
     g = p.add_argument_group("predictions")
-    g.add_argument("--bins", type=int, metavar="N", help="action bins per dimension (256)")
-    g.add_argument("--low", type=float, metavar="L", help="lower end of the binned range (-1)")
-    g.add_argument("--high", type=float, metavar="H", help="upper end of the binned range (1)")
+    g.add_argument(
+        "--bins",
+        type=whole_number(2, MAX_BINS),
+        metavar="N",
+        help="action bins per dimension (256)",
+    )
+    g.add_argument(
+        "--low", type=real_number(-1e6, 1e6), metavar="L", help="lower end of the binned range (-1)"
+    )
+    g.add_argument(
+        "--high", type=real_number(-1e6, 1e6), metavar="H", help="upper end of the binned range (1)"
+    )
     g.add_argument("--tokenizer", choices=("uniform", "openvla"), help="binning scheme (uniform)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write DIR/offline.json and PNG plots")
@@ -118,6 +150,8 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from vla_eval.offline.output import format_offline, write_offline
 
+    if args.out:
+        output_dir(args.out)  # refuse an unusable --out before any work
     if args.predictions is not None:
         result = _score_predictions(args)
     else:

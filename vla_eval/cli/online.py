@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vla_eval.cli.common import load_quietly, print_json, split_list
+from vla_eval.cli.common import load_quietly, output_file, print_json, split_list, whole_number
 from vla_eval.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,16 +30,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--env", default="tabletop", help="tabletop (default), metaworld, metaworld-ml10"
     )
-    p.add_argument("--trials", type=int, default=50, help="episodes per task and split")
+    p.add_argument(
+        "--trials", type=whole_number(1, 10**9), default=50, help="episodes per task and split"
+    )
     p.add_argument("--splits", default="seen,unseen", help="comma-separated splits")
     p.add_argument("--tasks", help="comma-separated task names (default: all)")
     p.add_argument("--out", help="episodes file (default: CKPT with .episodes.jsonl)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run")
     p.add_argument("--shard", default="0/1", help="i/N: run every N-th batch, starting at i")
-    p.add_argument("--max-steps", type=int, help="step limit per episode")
+    p.add_argument("--max-steps", type=whole_number(1, 10**6), help="step limit per episode")
     p.add_argument("--chunk-mode", default="open-loop", help="open-loop or ensemble")
-    p.add_argument("--execute", type=int, help="actions executed per predicted chunk")
-    p.add_argument("--batch-size", type=int, default=64, help="episodes stepped together")
+    p.add_argument(
+        "--execute", type=whole_number(1, 10**4), help="actions executed per predicted chunk"
+    )
+    p.add_argument(
+        "--batch-size", type=whole_number(1, 65_536), default=64, help="episodes stepped together"
+    )
     p.add_argument("--record-actions", action="store_true", help="store executed actions")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -48,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _default_out(args: argparse.Namespace, policy: NamedPolicy) -> Path:
     """The episodes file: --out, or one named after the checkpoint or the expert's world."""
     if args.out:
-        return Path(args.out)
+        return output_file(args.out)
     if policy.path is None:
         return Path(f"expert-{args.env}.episodes.jsonl")
     return policy.path.with_suffix(".episodes.jsonl")

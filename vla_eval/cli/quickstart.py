@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from vla_eval.cli.common import output_dir
+
 NAME = "quickstart"
 HELP = "end-to-end demo: train a small policy, evaluate offline and online, diagnose"
 DESCRIPTION = (
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vla_eval.quickstart import run_quickstart
 
+    output_dir(args.out)  # refuse an unusable --out before any work
     result = run_quickstart(args.out, args.protocol, progress=not args.no_progress)
     md = f"{args.out}/report.md"
     print(open(md, encoding="utf-8").read())

@@ -8,7 +8,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vla_eval.cli.common import PROG, load_quietly, print_json, warn
+from vla_eval.cli.common import (
+    PROG,
+    confidence_text,
+    load_quietly,
+    non_empty,
+    output_dir,
+    print_json,
+    seed_number,
+    warn,
+    whole_number,
+)
+
+# Replicates of the stratified bootstrap: beyond this the draws alone need gigabytes.
+MAX_BOOTSTRAP = 1_000_000
 
 NAME = "report"
 HELP = "success rates per task and split with intervals, and the seen->unseen gap"
@@ -25,13 +38,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("episodes", nargs="+", metavar="EPISODES", help="episode files")
     p.add_argument("--by", default="task,split", help="group by these fields (task, split)")
     p.add_argument("--splits", help="comma list of splits that must have episodes")
-    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded)")
-    p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap replicates")
+    p.add_argument(
+        "--confidence",
+        "-c",
+        default="0.95",
+        type=confidence_text,
+        help="confidence level in (0, 1)",
+    )
+    p.add_argument(
+        "--macro",
+        choices=("adjusted", "bootstrap"),
+        default="adjusted",
+        help="interval for the mean of task rates: adjusted (default; near-nominal "
+        "coverage) or bootstrap (stratified percentile; under-covers with few trials)",
+    )
+    p.add_argument(
+        "--seed", type=seed_number(), default=0, help="seed for --macro bootstrap (recorded)"
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=whole_number(1, MAX_BOOTSTRAP),
+        default=10_000,
+        help=f"replicates for --macro bootstrap (1 to {MAX_BOOTSTRAP:,})",
+    )
     p.add_argument(
         "--default-split",
         default="default",
+        type=non_empty,
         help="split for files that have none (LeRobot eval_info.json)",
+    )
+    p.add_argument(
+        "--anytime",
+        action="store_true",
+        help="add anytime-valid intervals (valid however often you looked while episodes arrived)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="also write DIR/report.json and DIR/forest.png")
@@ -45,23 +84,43 @@ def run(args: argparse.Namespace) -> int:
 
     by = rep.parse_by(args.by)
     confidence = parse_confidence(args.confidence)
+    if args.out:
+        output_dir(args.out)  # refuse an unusable --out before any work
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
     table = load_quietly(lambda: load_episodes(args.episodes, split=args.default_split))
     result = rep.build_report(
-        table, by, confidence, seed=args.seed, n_bootstrap=args.bootstrap, splits=splits
+        table,
+        by,
+        confidence,
+        seed=args.seed,
+        n_bootstrap=args.bootstrap,
+        splits=splits,
+        macro=args.macro,
     )
+    if args.anytime:
+        from vla_eval.report.anytime import anytime_report
+
+        result["anytime"] = anytime_report(result)
     result["provenance"] = provenance(seeds=result["seeds"], packages=("numpy",))
     for w in result["warnings"]:
         warn(w)
     if args.out:
         from pathlib import Path
 
+        from vla_eval.locking import output_lock
+
         out = Path(args.out)
-        json_path = write_json(out / "report.json", result)
-        png_path = rep.plot_report(result, out / "forest.png")
+        with output_lock(out, "report directory", directory=True):
+            json_path = write_json(out / "report.json", result)
+            png_path = rep.plot_report(result, out / "forest.png")
         print(f"{PROG}: wrote {json_path} and {png_path}", file=sys.stderr)
     if args.json:
         print_json(result)
     else:
-        print(rep.format_report(result))
+        text = rep.format_report(result)
+        if args.anytime:
+            from vla_eval.report.anytime import format_anytime_report
+
+            text += "\n" + format_anytime_report(result["anytime"])
+        print(text)
     return 0

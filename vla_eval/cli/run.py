@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from vla_eval.cli.common import print_json
+from vla_eval.cli.common import output_dir, print_json
 
 NAME = "run"
 HELP = "run an experiment: train each variant, evaluate, compare against the baseline"
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from vla_eval.experiment.run import run_experiment
 
     out = args.out or f"runs/{protocol.name}"
+    output_dir(out)  # refuse an unusable --out before any work
     result = run_experiment(
         protocol,
         args.protocol,

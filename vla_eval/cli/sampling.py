@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from vla_eval.cli.common import print_json
+from vla_eval.cli.common import counts_text, print_json, temperatures_text
 from vla_eval.errors import UsageError
 
 NAME = "sampling"
@@ -20,11 +20,17 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--counts", required=True, help="examples per task: task=count[,task=count...]")
+    p.add_argument(
+        "--counts",
+        required=True,
+        type=counts_text,
+        help="examples per task: task=count[,task=count...]",
+    )
     p.add_argument(
         "--temperature",
         "-T",
         default="1",
+        type=temperatures_text,
         help="T > 0 or 'inf' (uniform over tasks); a comma list tabulates several",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")

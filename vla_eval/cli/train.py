@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from vla_eval.cli.common import output_dir
+
 NAME = "train"
 HELP = "train the reference TinyVLA with a protocol's recipe"
 DESCRIPTION = (
@@ -28,11 +30,14 @@ def run(args: argparse.Namespace) -> int:
 
     protocol = load_protocol(args.protocol)
     out = args.out or f"runs/{protocol.name}"
+    output_dir(out)  # refuse an unusable --out before any work
     result = train(protocol.train, out_dir=out, resume=args.resume, progress=not args.no_progress)
-    print(
-        f"trained {protocol.name}: {result.steps} steps in {result.seconds:.0f} s; "
-        f"final loss {result.final_loss:.4f}; checkpoint {result.checkpoint}"
-    )
+    loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
+    if result.already_finished:
+        print(f"{out} already holds the finished run of {protocol.name}; nothing changed")
+    else:
+        print(f"trained {protocol.name}: {result.steps} steps in {result.seconds:.0f} s")
+    print(f"  final loss {loss}; checkpoint {result.checkpoint}")
     for split, m in sorted(result.heldout.get("heldout", {}).items()):
         print(
             f"  held-out {split}: action loss {m['loss']:.3f}, bin accuracy "

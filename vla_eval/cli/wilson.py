@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from vla_eval.cli.common import print_json
+from vla_eval.cli.common import MAX_COUNT, confidence_text, print_json, whole_number
 
 NAME = "wilson"
 HELP = "confidence interval for a success rate (k successes in n trials)"
@@ -20,9 +20,23 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from vla_eval.stats.intervals import METHODS
 
-    p.add_argument("--successes", "-k", required=True, help="number of successful trials")
-    p.add_argument("--trials", "-n", required=True, help="number of trials")
-    p.add_argument("--confidence", "-c", default="0.95", help="confidence level in (0, 1)")
+    p.add_argument(
+        "--successes",
+        "-k",
+        required=True,
+        type=whole_number(0, MAX_COUNT),
+        help="successful trials",
+    )
+    p.add_argument(
+        "--trials", "-n", required=True, type=whole_number(0, MAX_COUNT), help="number of trials"
+    )
+    p.add_argument(
+        "--confidence",
+        "-c",
+        default="0.95",
+        type=confidence_text,
+        help="confidence level in (0, 1)",
+    )
     p.add_argument("--method", "-m", default="wilson", help=f"one of: {', '.join(METHODS)}")
     p.add_argument("--all", action="store_true", help="print every method side by side")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -31,8 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vla_eval.stats import intervals
 
-    k = intervals.parse_count(args.successes, "--successes")
-    n = intervals.parse_count(args.trials, "--trials")
+    k, n = args.successes, args.trials
     confidence = intervals.parse_confidence(args.confidence)
     methods = intervals.METHODS if args.all else (intervals.check_method(args.method),)
     results = [intervals.binomial_interval(k, n, confidence, m) for m in methods]

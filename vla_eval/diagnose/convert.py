@@ -10,12 +10,13 @@ functions that need it; this module must not import anything above diagnose.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from vla_eval.diagnose.detectors import TaskErrorStats
+from vla_eval.diagnose.detectors import LoopContext, TaskErrorStats
 from vla_eval.errors import UsageError
 
 
@@ -166,3 +167,51 @@ def task_losses(
         if n > 0 and v is not None:
             out[str(name)] = (n, v * n, None)
     return out
+
+
+def positive(value: Any, name: str, allow_inf: bool = False) -> float | None:
+    """A positive number (or None); ``allow_inf`` lets infinity through."""
+    value = scalar(value, name)
+    if value is not None and not (value > 0 and (allow_inf or math.isfinite(value))):
+        raise UsageError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+def per_task(
+    values: Mapping[str, Any] | None, name: str, fraction: bool = False
+) -> dict[str, float] | None:
+    """task -> number, checked (None is dropped); accuracies must be fractions."""
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise UsageError(f"{name} must map task names to numbers, got {type(values).__name__}")
+    out = {str(task): scalar(v, f"{name}[{task!r}]") for task, v in values.items()}
+    if fraction:
+        bad = {t: v for t, v in out.items() if v is not None and not 0.0 <= v <= 1.0}
+        if bad:
+            raise UsageError(f"{name} must hold fractions in [0, 1], got {bad}")
+    return {t: v for t, v in out.items() if v is not None}
+
+
+def loop_context(
+    stage: Any,
+    lr: Any,
+    trainable: str | Sequence[str] | None,
+    clip: Any,
+    web_ratio: Any,
+    temperature: Any,
+) -> LoopContext:
+    """A checked `LoopContext` from what a loop passes to `Diagnose`."""
+    web_ratio = scalar(web_ratio, "web_ratio")
+    if web_ratio is not None and not 0.0 <= web_ratio <= 1.0:
+        raise UsageError(f"web_ratio must be a fraction in [0, 1], got {web_ratio}")
+    if isinstance(trainable, str):
+        trainable = (trainable,)
+    return LoopContext(
+        None if stage is None else str(stage),
+        positive(lr, "lr"),
+        positive(clip, "clip"),
+        web_ratio,
+        positive(temperature, "temperature", allow_inf=True),
+        None if trainable is None else tuple(str(t) for t in trainable),
+    )

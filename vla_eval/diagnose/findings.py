@@ -1,6 +1,7 @@
 """Findings: what a detector reports, and the failure table it reports against.
 
-A `Finding` names one of the six symptoms of the classic VLA failure table, the step
+A `Finding` names one of the six symptoms of the classic VLA failure table (or
+``under_training``, which the jitter detector tells apart from jitter), the step
 it was seen at, how serious it is, what was measured and the concrete change to make.
 It is printable ("step 812 gradient_explosion: ... Fix: ...") and JSON-serialisable.
 This module is plain standard library: it must not import numpy or torch, so reports
@@ -23,6 +24,7 @@ Symptom = Literal[
     "overfitting",
     "gradient_explosion",
     "task_imbalance",
+    "under_training",
 ]
 Severity = Literal["warning", "critical"]
 
@@ -42,6 +44,12 @@ FAILURE_TABLE: Mapping[str, tuple[str, str]] = MappingProxyType(
         "overfitting": ("low train loss, high eval loss", "more data, augmentation"),
         "gradient_explosion": ("NaN losses", "gradient clipping, lower LR"),
         "task_imbalance": ("good at common tasks, bad at rare", "temperature sampling"),
+        # not in the lecture's table: zig-zag chunks of a model that has not learned
+        # them yet look like jitter, but the remedy is the opposite of smoothing
+        "under_training": (
+            "predictions zig-zag while the loss is still falling or barely moving",
+            "train longer, raise the LR of the trainable part",
+        ),
     }
 )
 

@@ -33,6 +33,24 @@ _HF_EVAL_KEYS = {
 }
 
 
+# Diagnose.evaluate keyword -> prefix of per-task metric names ("val_loss/pick")
+_PER_TASK = {"heldout_loss_per_task": "val_loss/", "heldout_accuracy_per_task": "val_accuracy/"}
+_HF_PER_TASK = {
+    "heldout_loss_per_task": "eval_loss/",
+    "heldout_accuracy_per_task": "eval_accuracy/",
+}
+
+
+def _per_task(metrics: Mapping[str, Any], prefixes: Mapping[str, str]) -> dict[str, Any]:
+    """evaluate keyword -> {task: value} from metrics named ``prefix + task``."""
+    out = {}
+    for keyword, prefix in prefixes.items():
+        values = {k[len(prefix) :]: _metric(metrics, k) for k in metrics if k.startswith(prefix)}
+        if values:
+            out[keyword] = values
+    return out
+
+
 def _import_first(*names: str) -> Any:
     for name in names:
         try:
@@ -66,7 +84,9 @@ class _LightningCallbackAdapter:
         on_finding: called with each new finding (default: print to stderr).
         eval_keys: Diagnose.evaluate keyword -> logged metric name
             (defaults: heldout_loss <- "val_loss", web_loss <- "web_loss",
-            web_accuracy <- "web_accuracy").
+            web_accuracy <- "web_accuracy"). Metrics logged as ``val_loss/TASK``
+            and ``val_accuracy/TASK`` are the per-task held-out loss and accuracy.
+            The trainer's ``gradient_clip_val`` is passed on as ``clip``.
         **diagnose_kwargs: passed to `Diagnose` (thresholds, check_every, ...).
     """
 
@@ -82,10 +102,29 @@ class _LightningCallbackAdapter:
         self.diagnose_kwargs = diagnose_kwargs
         self.diagnose: Diagnose | None = None
         self._reading = None
+        self._saved: dict[str, Any] | None = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if self.diagnose is None:
-            self.diagnose = Diagnose(pl_module, **self.diagnose_kwargs)
+            kwargs = dict(self.diagnose_kwargs)
+            clip = getattr(trainer, "gradient_clip_val", None)
+            if clip and getattr(trainer, "gradient_clip_algorithm", "norm") in (None, "norm"):
+                kwargs.setdefault("clip", float(clip))  # so fixes do not suggest clipping
+            self.diagnose = Diagnose(pl_module, **kwargs)
+        if self._saved is not None:
+            self.diagnose.load_state_dict(self._saved)
+            self._saved = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The detectors' history, saved in Lightning's checkpoints."""
+        return {} if self.diagnose is None else {"diagnose": self.diagnose.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the detectors' history from a checkpoint (applied once set up)."""
+        self._saved = state_dict.get("diagnose")
+        if self.diagnose is not None and self._saved is not None:
+            self.diagnose.load_state_dict(self._saved)
+            self._saved = None
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         # Lightning clips after this hook: these are the raw gradients
@@ -116,7 +155,9 @@ class _LightningCallbackAdapter:
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking or self.diagnose is None:
             return
-        values = {k: _metric(trainer.callback_metrics, m) for k, m in self.eval_keys.items()}
+        metrics = trainer.callback_metrics
+        values = {k: _metric(metrics, m) for k, m in self.eval_keys.items()}
+        values |= _per_task(metrics, _PER_TASK)
         if any(v is not None for v in values.values()):
             self._report(self.diagnose.evaluate(trainer.global_step, **values))
 
@@ -154,7 +195,10 @@ class _HFCallbackAdapter:
         on_finding: called with each new finding (default: print to stderr).
         eval_keys: Diagnose.evaluate keyword -> metric name (defaults:
             heldout_loss <- "eval_loss", web_loss <- "eval_web_loss",
-            web_accuracy <- "eval_web_accuracy").
+            web_accuracy <- "eval_web_accuracy"). Metrics named ``eval_loss/TASK``
+            and ``eval_accuracy/TASK`` are the per-task held-out loss and accuracy.
+            ``max_grad_norm`` and ``learning_rate`` are passed on as ``clip`` and
+            ``lr``.
         **diagnose_kwargs: passed to `Diagnose`.
     """
 
@@ -174,7 +218,12 @@ class _HFCallbackAdapter:
         self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
     ) -> None:
         if self.diagnose is None:
-            self.diagnose = Diagnose(model, **self.diagnose_kwargs)
+            kwargs = dict(self.diagnose_kwargs)
+            if getattr(args, "max_grad_norm", None):
+                kwargs.setdefault("clip", float(args.max_grad_norm))
+            if getattr(args, "learning_rate", None):
+                kwargs.setdefault("lr", float(args.learning_rate))  # the base LR
+            self.diagnose = Diagnose(model, **kwargs)
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         # the Trainer has already clipped here, but clipping keeps NaN as NaN
@@ -208,6 +257,7 @@ class _HFCallbackAdapter:
     ) -> None:
         metrics = metrics or {}
         values = {k: _metric(metrics, m) for k, m in self.eval_keys.items()}
+        values |= _per_task(metrics, _HF_PER_TASK)
         if any(v is not None for v in values.values()):
             self._report(self.diagnose.evaluate(state.global_step, **values))
 

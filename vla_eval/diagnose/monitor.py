@@ -18,22 +18,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from vla_eval.diagnose import gradients as grads
+from vla_eval.diagnose import state
 from vla_eval.diagnose.convert import (
     action_arrays,
     array,
     batch_task_errors,
     detached,
     is_tensor,
+    loop_context,
+    per_task,
     scalar,
     task_losses,
     to_host,
 )
-from vla_eval.diagnose.detectors import Detector, DetectorSet, Signals, default_detectors
+from vla_eval.diagnose.detectors import (
+    Detector,
+    DetectorSet,
+    LoopContext,
+    Signals,
+    default_detectors,
+)
 from vla_eval.diagnose.findings import Finding
 from vla_eval.diagnose.gradients import GradientReading
-from vla_eval.errors import UsageError
+from vla_eval.errors import DataError, UsageError
 
 SCHEMA = "vla-eval/diagnose/1"
+STATE_SCHEMA = "vla-eval/diagnose-state/1"
+
+
+_KEEP = object()  # new_stage: keep the loop's setting
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,13 @@ class Diagnose:
             temperature (else the observed shares are used).
         thresholds: per-symptom overrides, e.g. ``{"overfitting": {"rise": 0.2}}``.
         detectors: replace the default detectors entirely.
+        stage: name of the training stage the loop starts in.
+        lr: the stage's base (peak) learning rate; fixes quote it rather than the
+            warmed-up or decayed LR of the step.
+        clip: the gradient-norm clipping threshold the loop applies (None: none).
+        web_ratio: share of web (vision-language) examples in the loop's batches.
+        temperature: the loop's task-sampling temperature (1: proportional).
+        trainable: what trains in this stage (names or a phrase), quoted by fixes.
 
     Example:
         >>> import torch
@@ -88,6 +108,12 @@ class Diagnose:
         task_counts: Mapping[str, float] | None = None,
         thresholds: Mapping[str, Mapping[str, Any]] | None = None,
         detectors: Sequence[Detector] | None = None,
+        stage: str | None = None,
+        lr: float | None = None,
+        clip: float | None = None,
+        web_ratio: float | None = None,
+        temperature: float | None = None,
+        trainable: str | Sequence[str] | None = None,
     ) -> None:
         if int(check_every) < 1:
             raise UsageError(f"check_every must be >= 1, got {check_every}")
@@ -110,6 +136,8 @@ class Diagnose:
         self._pending: list[_PendingStep] = []
         self._calls = 0
         self._task_sums: dict[str, list[float]] = {}  # task -> [samples, loss sum] since a check
+        self._context = LoopContext()
+        self._set_context(stage, lr, trainable, clip, web_ratio, temperature, new_stage=False)
 
     # --- public -------------------------------------------------------------------
 
@@ -122,6 +150,46 @@ class Diagnose:
     def detectors(self) -> list[Detector]:
         """The detectors in use (thresholds readable and settable as attributes)."""
         return self._set.detectors
+
+    @property
+    def context(self) -> LoopContext:
+        """What the loop does now (stage, base LR, clipping, web share, temperature)."""
+        return self._context
+
+    def new_stage(
+        self,
+        name: str,
+        *,
+        lr: float | None = None,
+        trainable: str | Sequence[str] | None = None,
+        clip: Any = _KEEP,
+        web_ratio: Any = _KEEP,
+        temperature: Any = _KEEP,
+    ) -> None:
+        """Say that a new training stage begins (its own base LR, frozen parts, data).
+
+        The detectors whose baseline belongs to a stage start a new one: the loss and
+        gradient-norm medians of `GradientExplosion`, the best held-out loss of
+        `Overfitting`, the loss trend behind under-training. Forgetting keeps its web
+        baseline (losing it across stages is what it is there to catch).
+
+        Args:
+            name: the stage's name, quoted in fixes.
+            lr: the stage's base (peak) learning rate.
+            trainable: what trains in this stage.
+            clip, web_ratio, temperature: change these for the new stage (default: keep).
+        """
+        self.flush()
+        keep = self._context
+        self._set_context(
+            name,
+            lr,
+            trainable,
+            keep.clip if clip is _KEEP else clip,
+            keep.web_ratio if web_ratio is _KEEP else web_ratio,
+            keep.temperature if temperature is _KEEP else temperature,
+            new_stage=True,
+        )
 
     def read_gradients(self, model: Any = None) -> GradientReading | None:
         """Per-parameter gradient norms with one fused op; no host sync.
@@ -224,6 +292,8 @@ class Diagnose:
         step: int,
         *,
         heldout_loss: Any = None,
+        heldout_loss_per_task: Mapping[str, Any] | None = None,
+        heldout_accuracy_per_task: Mapping[str, Any] | None = None,
         web_loss: Any = None,
         web_accuracy: Any = None,
         web_examples: int | None = None,
@@ -237,6 +307,9 @@ class Diagnose:
         Args:
             step: the training step the eval belongs to.
             heldout_loss: loss on held-out demonstrations (overfitting).
+            heldout_loss_per_task: task -> held-out loss of that task (task
+                imbalance that memorised training batches hide).
+            heldout_accuracy_per_task: task -> held-out accuracy in [0, 1].
             web_loss: vision-language loss on held-out web data (forgetting).
             web_accuracy: vision-language accuracy in [0, 1] (forgetting).
             web_examples: how many examples ``web_accuracy`` was measured on; a drop
@@ -258,6 +331,10 @@ class Diagnose:
         signals = Signals(
             int(step),
             heldout_loss=scalar(heldout_loss, "heldout_loss"),
+            heldout_task_loss=per_task(heldout_loss_per_task, "heldout_loss_per_task"),
+            heldout_task_accuracy=per_task(
+                heldout_accuracy_per_task, "heldout_accuracy_per_task", fraction=True
+            ),
             train_loss=scalar(train_loss, "train_loss"),
             web_loss=scalar(web_loss, "web_loss"),
             web_accuracy=acc,
@@ -316,7 +393,46 @@ class Diagnose:
             "thresholds": self.thresholds(),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the detectors have seen so far, as plain Python types.
+
+        Steps still pending on the device are judged first (their findings join
+        `findings`). The result holds only dicts, lists, strings, numbers, bools and
+        None, so it can be stored in a checkpoint loaded with
+        ``torch.load(weights_only=True)`` or in a JSON file. A `Diagnose` built with the
+        same arguments and given it through `load_state_dict` raises exactly the
+        findings this one would have raised on the signals that follow.
+        """
+        self.flush()
+        return {
+            "schema": STATE_SCHEMA,
+            "calls": self._calls,
+            "task_sums": state.encode(self._task_sums),
+            **state.set_state(self._set, self._context),
+        }
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        """Continue from a `state_dict` taken earlier (e.g. when a run resumes).
+
+        Raises:
+            DataError: the state is not one `state_dict` wrote, or it was taken with
+                other detectors than this monitor runs.
+        """
+        if not isinstance(saved, Mapping) or saved.get("schema") != STATE_SCHEMA:
+            raise DataError(f"not a Diagnose state (expected schema {STATE_SCHEMA!r})")
+        try:
+            self._context = state.load_set_state(self._set, saved)
+            self._calls = int(saved["calls"])
+            self._task_sums = state.decode(saved["task_sums"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"malformed Diagnose state: {exc!r}") from None
+        self._pending = []
+
     # --- internals ----------------------------------------------------------------
+
+    def _set_context(self, stage, lr, trainable, clip, web_ratio, temperature, new_stage) -> None:
+        self._context = loop_context(stage, lr, trainable, clip, web_ratio, temperature)
+        self._set.set_context(self._context, new_stage=new_stage)
 
     def _nonfinite_cause(
         self, reading: GradientReading | None

@@ -13,7 +13,6 @@ uses the standard library and numpy only; it must not import torch.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings as warnings_mod
 from collections.abc import Mapping
@@ -113,11 +112,11 @@ def diagnose_metrics(
         raise DataError(f"{path} has no records; expected one JSON object per logged step")
     detectors = DetectorSet(default_detectors(thresholds, task_counts))
     task_sums: dict[str, list[float]] = {}
+    last_step = None
     for index, (line, rec) in enumerate(records):
         where = f"{path}:{line}"
         step = rec.get("step")
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise DataError(f"{where}: 'step' must be an integer, got {step!r}")
+        last_step = _check_step(step, last_step, where)
         param = rec.get("nonfinite_param")
         if param is not None and not isinstance(param, str):
             raise DataError(f"{where}: 'nonfinite_param' must be a string, got {param!r}")
@@ -252,6 +251,18 @@ def _actions(value: Any, where: str) -> np.ndarray:
     return actions
 
 
+def _check_step(step: Any, last: int | None, where: str) -> int:
+    """A record's step: an integer >= 0, above the previous record's (one record per step)."""
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise DataError(f"{where}: 'step' must be an integer >= 0, got {step!r}")
+    if last is not None and step <= last:  # two writers, or a bad merge of logs
+        what = "repeats" if step == last else "goes back from"
+        raise DataError(
+            f"{where}: step {step} {what} step {last} of the line before; steps must increase"
+        )
+    return step
+
+
 def _looks_like_episodes(path: Path) -> bool:
     """Whether the first record of a JSON Lines file is an episode (else: metrics)."""
     try:
@@ -263,9 +274,12 @@ def _looks_like_episodes(path: Path) -> bool:
         raise DataError(f"{path} is not UTF-8 text") from None
     if first_line is None:
         raise DataError(f"{path} has no records")
+    from vla_eval.inputs import StrictJSONError
+    from vla_eval.inputs import loads as strict_loads
+
     try:
-        first = json.loads(first_line)
-    except ValueError:
+        first = strict_loads(first_line)
+    except (ValueError, StrictJSONError):
         return False  # the metrics reader names the bad line
     if not isinstance(first, dict):
         return False
@@ -281,10 +295,9 @@ def trainer_run(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / RUN_FILE
     if not path.is_file():
         return None
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    from vla_eval.inputs import load_json_file
+
+    run = load_json_file(path)  # strict: duplicate keys, depth and size refused
     if not isinstance(run, dict):
         raise DataError(f"{path}: expected a JSON object")
     return run if run.get("schema") == TRAIN_SCHEMA else None
@@ -338,6 +351,10 @@ def diagnose_path(
             result = diagnose_metrics(path, thresholds, task_counts)
         source = path
     else:
+        if path.exists() or path.is_symlink():  # a FIFO, a device, a symlink loop
+            from vla_eval.inputs import regular_file
+
+            regular_file(path, str(path), "run directory or .jsonl file")
         raise UsageError(f"{path} does not exist")
     findings: list[Finding] = result.pop("findings")
     counts: dict[str, int] = {}

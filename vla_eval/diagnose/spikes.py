@@ -54,6 +54,7 @@ class RunningMedian:
         self._recent: deque[float] = deque(maxlen=window)
         self._first: list[float] = []
         self._keep_first = keep_first
+        self._first_median: float | None = None  # cached: judged on every step
 
     def __len__(self) -> int:
         return len(self._recent)
@@ -63,6 +64,7 @@ class RunningMedian:
         self._recent.append(value)
         if len(self._first) < self._keep_first:
             self._first.append(value)
+            self._first_median = None
 
     def median(self) -> float | None:
         """Median of the window, or None while it is empty."""
@@ -70,7 +72,11 @@ class RunningMedian:
 
     def first_median(self) -> float:
         """Median of the first ``keep_first`` values added (nan before any)."""
-        return float(np.median(self._first))
+        if not self._first:
+            return math.nan
+        if self._first_median is None:
+            self._first_median = float(np.median(self._first))
+        return self._first_median
 
 
 def count_spikes(values: Iterable[float], window: int = 50, factor: float = 3.0) -> int:

@@ -21,6 +21,7 @@ _FALSE = frozenset({"0", "false", "f", "no", "n", "failure", "failed"})
 
 
 def read_csv(path: Path, name: str, out: Collector) -> None:
+    """A CSV with columns task, split, seed, success (and optionally policy), each once."""
     src = out.start_file(name)
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
@@ -36,6 +37,12 @@ def read_csv(path: Path, name: str, out: Collector) -> None:
             raise DataError(
                 f"{name}:1: CSV header lacks column(s) {', '.join(missing)}; "
                 f"need {', '.join(REQUIRED)} (and optionally policy)"
+            )
+        repeated = [c for c in (*REQUIRED, "policy") if cols.count(c) > 1]
+        if repeated:
+            raise DataError(
+                f"{name}:1: CSV header has column {repeated[0]!r} {cols.count(repeated[0])} "
+                "times; which one holds the value would be a guess"
             )
         idx = {c: cols.index(c) for c in (*REQUIRED, "policy") if c in cols}
         try:

@@ -6,14 +6,15 @@ objects for scripts. Every JSON Lines file is read through `vla_eval.jsonl.iter_
 so a truncated last line (a crash while writing) is skipped with a warning and
 anything else malformed is an error naming the file and line; a duplicate (policy,
 task, split, seed) is an error rather than a silent double count. Reading is built
-for speed (``json.loads`` per line plus cheap checks, no per-record objects), so a
-report over 100,000 episodes stays well under a second. Depends on numpy and the
+for speed and memory (strict ``json`` per line streamed from the file, cheap checks,
+no per-record objects: the table keeps categories and small integer codes), so a
+report over 100,000 episodes stays around a second and memory grows by tens of bytes
+per episode. Only regular files are read (a FIFO or device is refused). Depends on numpy and the
 standard library only; never imports torch or scipy.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,11 @@ from vla_eval.episodes.other_formats import read_csv, read_lerobot
 from vla_eval.episodes.record import REQUIRED, SCHEMA, Episode, check_fields
 from vla_eval.episodes.table import Collector, EpisodeTable
 from vla_eval.errors import DataError, UsageError
+from vla_eval.inputs import StrictJSONError, load_json_file, regular_file
+from vla_eval.inputs import loads as strict_loads
 from vla_eval.jsonl import iter_jsonl
+
+_INT64 = 2**63
 
 
 def _read_jsonl(path: Path, name: str, out: Collector) -> None:
@@ -44,8 +49,9 @@ def _read_jsonl(path: Path, name: str, out: Collector) -> None:
             # full check, which also produces the precise message.
             fast = (
                 type(task) is str
-                and type(split) is str
                 and type(seed) is int
+                and -_INT64 <= seed < _INT64
+                and type(split) is str
                 and type(success) is bool
                 and task
                 and split
@@ -71,9 +77,9 @@ def _sniff(path: Path) -> str:
     if text.startswith(b"{"):
         first = text.split(b"\n", 1)[0]
         try:
-            obj = json.loads(first)
-        except ValueError:
-            return "json"  # a multi-line JSON document
+            obj = strict_loads(first.decode("utf-8", "replace"))
+        except (ValueError, StrictJSONError):
+            return "json"  # a multi-line JSON document (or one the reader will refuse)
         return "jsonl" if isinstance(obj, dict) and "task" in obj else "json"
     first_line = text.split(b"\n", 1)[0].decode("utf-8", "replace").lower()
     if all(col in first_line for col in REQUIRED) and "," in first_line:
@@ -111,10 +117,11 @@ def load_episodes(
     for p in paths:
         path = Path(p)
         name = str(p)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise UsageError(f"{name}: no such episode file")
         if path.is_dir():
             raise UsageError(f"{name}: is a folder; pass the episode files in it")
+        regular_file(path, name, "episode file")
         suffix = path.suffix.lower()
         kind = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "json"}.get(
             suffix
@@ -127,13 +134,7 @@ def load_episodes(
             elif kind == "csv":
                 read_csv(path, name, out)
             elif kind == "json":
-                try:
-                    info = json.loads(path.read_text(encoding="utf-8"))
-                except ValueError as exc:
-                    raise DataError(
-                        f"{name}:{getattr(exc, 'lineno', 1)}: malformed JSON "
-                        f"({getattr(exc, 'msg', exc)})"
-                    ) from None
+                info = load_json_file(path, name)
                 read_lerobot(path, name, out, info, split)
             else:
                 raise UsageError(
@@ -161,9 +162,7 @@ def iter_episodes(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Episode]:
     """Yield `Episode` objects from vla-eval JSON Lines files, in file order."""
     seen: dict[tuple[str | None, str, str, int], str] = {}
     for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise UsageError(f"{p}: no such episode file")
+        path = regular_file(p, str(p), "episode file")
         for line, rec in iter_jsonl(path, str(p)):
             where = f"{p}:{line}"
             ep = Episode.from_dict(rec, where)

@@ -1,23 +1,32 @@
 """The columnar episode table every report and comparison reads, and how it is filled.
 
-`EpisodeTable` holds episodes as parallel numpy columns (no per-record objects, so
-100,000 episodes stay cheap); `Collector` accumulates validated rows from several
-files and rejects a duplicate (policy, task, split, seed) rather than counting it
-twice. Depends on numpy only; never imports torch.
+`EpisodeTable` holds episodes as compact columns: the string fields (policy, task,
+split) as categories plus one small integer code per episode, so a million episodes
+take tens of megabytes rather than a Python object each. `Collector` accumulates
+validated rows from several files into such columns and, when the table is built,
+rejects a duplicate (policy, task, split, seed) rather than counting it twice, and a
+name that is not valid Unicode (a lone surrogate from a ``\\ud800`` escape) or holds
+control characters. Depends on
+numpy only; never imports torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from array import array
 
 import numpy as np
 
 from vla_eval.errors import DataError
 
+STRING_FIELDS = ("policy", "task", "split")
+_INT64 = 2**63
 
-@dataclass(frozen=True)
+
 class EpisodeTable:
     """Episodes as parallel columns, one entry per episode (length N).
+
+    The string columns (`policy`, `task`, `split`) are stored as categories and codes
+    (`categorical`); reading the attribute builds the (N,) string array on demand.
 
     Attributes:
         policy: (N,) str; ``""`` where the record names no policy.
@@ -30,14 +39,74 @@ class EpisodeTable:
         files: the files read, in order.
     """
 
-    policy: np.ndarray
-    task: np.ndarray
-    split: np.ndarray
-    seed: np.ndarray
-    success: np.ndarray
-    source: np.ndarray
-    line: np.ndarray
-    files: tuple[str, ...]
+    def __init__(
+        self,
+        categories: dict[str, np.ndarray],
+        codes: dict[str, np.ndarray],
+        seed: np.ndarray,
+        success: np.ndarray,
+        source: np.ndarray,
+        line: np.ndarray,
+        files: tuple[str, ...],
+    ) -> None:
+        self._categories = categories
+        self._codes = codes
+        self.seed = seed
+        self.success = success
+        self.source = source
+        self.line = line
+        self.files = files
+
+    @classmethod
+    def from_columns(
+        cls,
+        policy: np.ndarray,
+        task: np.ndarray,
+        split: np.ndarray,
+        seed: np.ndarray,
+        success: np.ndarray,
+        source: np.ndarray,
+        line: np.ndarray,
+        files: tuple[str, ...],
+    ) -> EpisodeTable:
+        """A table from plain (N,) columns (string columns are encoded here)."""
+        cats, codes = {}, {}
+        for name, values in zip(STRING_FIELDS, (policy, task, split), strict=True):
+            uniq, inverse = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+            cats[name], codes[name] = uniq, inverse.astype(np.int32).reshape(-1)
+        return cls(cats, codes, np.asarray(seed, dtype=np.int64), np.asarray(success, bool),
+                   np.asarray(source, np.int32), np.asarray(line, np.int64), tuple(files))  # fmt: skip
+
+    @property
+    def policy(self) -> np.ndarray:
+        return self._column("policy")
+
+    @property
+    def task(self) -> np.ndarray:
+        return self._column("task")
+
+    @property
+    def split(self) -> np.ndarray:
+        return self._column("split")
+
+    def _column(self, name: str) -> np.ndarray:
+        cats = self._categories[name]
+        codes = self._codes[name]
+        return cats[codes] if cats.size else np.array([], dtype=str)
+
+    def categorical(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct values of a string column in order of first appearance, and codes.
+
+        Returns:
+            ``(values, codes)``: values (K,) str, and codes (N,) int64 with
+            ``values[codes]`` equal to the column.
+        """
+        codes = self._codes[name]
+        used, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return self._categories[name][used[order]], rank[inverse.reshape(-1)]
 
     def __len__(self) -> int:
         return int(self.success.shape[0])
@@ -49,9 +118,8 @@ class EpisodeTable:
     def select(self, mask: np.ndarray) -> EpisodeTable:
         """The episodes where boolean `mask` (N,) is true."""
         return EpisodeTable(
-            self.policy[mask],
-            self.task[mask],
-            self.split[mask],
+            self._categories,
+            {k: v[mask] for k, v in self._codes.items()},
             self.seed[mask],
             self.success[mask],
             self.source[mask],
@@ -61,22 +129,20 @@ class EpisodeTable:
 
     def policies(self) -> list[str]:
         """Distinct policy names in order of first appearance (``""`` for unnamed)."""
-        return list(dict.fromkeys(self.policy.tolist()))
+        return [str(p) for p in self.categorical("policy")[0]]
 
 
 class Collector:
-    """Accumulates validated rows from several files and rejects duplicates."""
+    """Accumulates validated rows from several files; duplicates are rejected in `table`."""
 
     def __init__(self) -> None:
-        self.policy: list[str] = []
-        self.task: list[str] = []
-        self.split: list[str] = []
-        self.seed: list[int] = []
-        self.success: list[bool] = []
-        self.source: list[int] = []
-        self.line: list[int] = []
+        self._names: dict[str, dict[str, int]] = {f: {} for f in STRING_FIELDS}
+        self._codes = {f: array("i") for f in STRING_FIELDS}
+        self.seed = array("q")
+        self.success = array("b")
+        self.source = array("i")
+        self.line = array("q")
         self.files: list[str] = []
-        self._seen: dict[tuple[str, str, str, int], tuple[int, int]] = {}
 
     def start_file(self, name: str) -> int:
         self.files.append(name)
@@ -85,35 +151,97 @@ class Collector:
     def add(
         self, policy: str, task: str, split: str, seed: int, success: bool, src: int, line: int
     ) -> None:
-        key = (policy, task, split, seed)
-        first = self._seen.setdefault(key, (src, line))
-        if first != (src, line):
-            who = f"policy {policy!r}, " if policy else ""
+        if not -_INT64 <= seed < _INT64:
+            text = str(seed) if abs(seed) < 10**30 else f"of {len(str(abs(seed)))} digits"
             raise DataError(
-                f"{self.files[src]}:{line}: duplicate episode ({who}task {task!r}, split "
-                f"{split!r}, seed {seed}) already read at {self.files[first[0]]}:{first[1]}; "
-                "each (policy, task, split, seed) may appear once -- remove the repeat or "
-                "give the runs different policy names"
+                f"{self.files[src]}:{line}: seed {text} is outside the 64-bit integer range"
             )
-        self.policy.append(policy)
-        self.task.append(task)
-        self.split.append(split)
+        # Unrolled: this runs once per episode of every file a report reads.
+        names = self._names["policy"]
+        code = names.get(policy)
+        if code is None:
+            code = names[policy] = len(names)
+        self._codes["policy"].append(code)
+        names = self._names["task"]
+        code = names.get(task)
+        if code is None:
+            code = names[task] = len(names)
+        self._codes["task"].append(code)
+        names = self._names["split"]
+        code = names.get(split)
+        if code is None:
+            code = names[split] = len(names)
+        self._codes["split"].append(code)
         self.seed.append(seed)
         self.success.append(success)
         self.source.append(src)
         self.line.append(line)
 
     def table(self) -> EpisodeTable:
-        def strings(values: list[str]) -> np.ndarray:
-            return np.array(values, dtype=str) if values else np.array([], dtype=str)
+        """The collected episodes as a table.
 
-        return EpisodeTable(
-            policy=strings(self.policy),
-            task=strings(self.task),
-            split=strings(self.split),
-            seed=np.array(self.seed, dtype=np.int64),
-            success=np.array(self.success, dtype=bool),
-            source=np.array(self.source, dtype=np.int32),
-            line=np.array(self.line, dtype=np.int64),
-            files=tuple(self.files),
+        Raises:
+            DataError: a duplicate (policy, task, split, seed), or a name that is not
+                valid Unicode; the message names the file and line.
+        """
+        # Views of the collected buffers, not copies: memory stays at ~30 bytes per episode.
+        codes = {f: np.frombuffer(self._codes[f], dtype=np.int32) for f in STRING_FIELDS}
+        cats = {f: np.array(list(self._names[f]), dtype=str) for f in STRING_FIELDS}
+        table = EpisodeTable(
+            cats,
+            codes,
+            np.frombuffer(self.seed, dtype=np.int64),
+            np.frombuffer(self.success, dtype=np.bool_),
+            np.frombuffer(self.source, dtype=np.int32),
+            np.frombuffer(self.line, dtype=np.int64),
+            tuple(self.files),
         )
+        self._check_unicode(table)
+        self._check_duplicates(table)
+        return table
+
+    def _check_unicode(self, table: EpisodeTable) -> None:
+        for field in STRING_FIELDS:
+            for code, name in enumerate(self._names[field]):
+                problem = _name_problem(name)
+                if problem:
+                    i = int(np.flatnonzero(table._codes[field] == code)[0])
+                    raise DataError(f"{table.where(i)}: {field} {name!r} {problem}; fix the name")
+
+    def _check_duplicates(self, table: EpisodeTable) -> None:
+        n = len(table)
+        if n < 2:
+            return
+        c = table._codes
+        keys = (table.seed, c["split"], c["task"], c["policy"])
+        order = np.lexsort((np.arange(n), *keys))  # stable: equal keys stay in read order
+        same = np.ones(n - 1, dtype=bool)
+        for k in keys:
+            s = k[order]
+            same &= s[1:] == s[:-1]
+        if not same.any():
+            return
+        repeat = int(order[1:][same].min())  # the first repeat in read order
+        match = np.ones(n, dtype=bool)
+        for k in keys:
+            match &= k == k[repeat]
+        first = int(np.flatnonzero(match)[0])
+        policy, task, split = (str(table._categories[f][c[f][repeat]]) for f in STRING_FIELDS)
+        who = f"policy {policy!r}, " if policy else ""
+        raise DataError(
+            f"{table.where(repeat)}: duplicate episode ({who}task {task!r}, split "
+            f"{split!r}, seed {int(table.seed[repeat])}) already read at {table.where(first)}; "
+            "each (policy, task, split, seed) may appear once -- remove the repeat or "
+            "give the runs different policy names"
+        )
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a policy, task or split name cannot be printed and written faithfully, or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate such as \\ud800)"
+    if not name.isprintable() and any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character (a NUL, newline or escape)"
+    return None

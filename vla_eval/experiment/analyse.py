@@ -143,6 +143,13 @@ def _stage_ablation(
     }
 
 
+_HPARAM_CAVEAT = {
+    "significant": "",
+    "not significant": "; not significant: more trials are needed to tell",
+    "borderline": "; borderline (the interval and the test disagree): more trials are needed",
+}
+
+
 def _hparam_sensitivity(variants: list[dict], comparisons: dict) -> dict[str, Any]:
     by_name = {v["name"]: v for v in variants}
     effects: dict[str, dict[str, Any]] = {}
@@ -159,8 +166,11 @@ def _hparam_sensitivity(variants: list[dict], comparisons: dict) -> dict[str, An
                 "effect": effect,
                 "lower": -d["upper"],
                 "upper": -d["lower"],
+                "confidence": d["confidence"],
+                "interval": d["method"],
                 "p_value": pair["p_value"],
-                "significant": pair["significant"],
+                "significant": pair["decision"] == "significant",
+                "decision": pair["decision"],
             }
     out: dict[str, Any] = {"effects": effects}
     if effects:
@@ -169,8 +179,9 @@ def _hparam_sensitivity(variants: list[dict], comparisons: dict) -> dict[str, An
         out["most_sensitive"] = top
         out["answer"] = (
             f"{top} moves success most: {e['variant']} changes it by "
-            f"{100 * e['effect']:+.1f} points (95% CI {100 * e['lower']:+.1f} to "
-            f"{100 * e['upper']:+.1f}), p = {e['p_value']:.3g}"
-            + ("" if e["significant"] else "; not significant: more trials are needed to tell")
+            f"{100 * e['effect']:+.1f} points ({100 * e['confidence']:.4g}% "
+            f"{'paired ' if e['interval'] == 'newcombe-paired' else ''}CI "
+            f"{100 * e['lower']:+.1f} to {100 * e['upper']:+.1f}), p = {e['p_value']:.3g}"
+            + _HPARAM_CAVEAT[e["decision"]]
         )
     return out

@@ -45,7 +45,7 @@ def train_and_evaluate(
 
     run_dir = out / "train"
     final = run_dir / "checkpoints" / f"step_{train_config.steps:06d}.pt"
-    if not final.exists():
+    if not (final.exists() and (run_dir / "run.json").exists()):  # else: finished before
         resume = latest_checkpoint(run_dir) is not None
         train(train_config, out_dir=run_dir, resume=resume, progress=progress)
     scored = evaluate_checkpoints(
@@ -110,13 +110,28 @@ def run_experiment(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every variant, then compare them; writes experiment.json/.md and figures."""
-    from vla_eval.results import provenance, write_json
+    from vla_eval.locking import output_lock
 
     exp = experiment_of(protocol, source)
     specs = plan_runs(protocol, source, smoke)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise UsageError(f"{out} already holds an experiment; pass --resume to continue it")
+    with output_lock(out, "experiment directory", directory=True) as lock:
+        if any(p != lock for p in out.iterdir()) and not resume:
+            raise UsageError(f"{out} already holds an experiment; pass --resume to continue it")
+        return _run_variants(protocol, exp, specs, out, smoke, progress)
+
+
+def _run_variants(
+    protocol: Any,
+    exp: ExperimentConfig,
+    specs: list[RunSpec],
+    out: Path,
+    smoke: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """Train and evaluate every variant into `out` (locked), compare them, write the report."""
+    from vla_eval.results import provenance, write_json, write_text
+
     started = time.time()
     results: dict[str, dict[str, Any]] = {}
     for i, spec in enumerate(specs, 1):
@@ -146,7 +161,7 @@ def run_experiment(
     }
     result["figures"] = [p.name for p in plot_experiment(result, out)]
     write_json(out / "experiment.json", result)
-    (out / "experiment.md").write_text(format_markdown(result))
+    write_text(out / "experiment.md", format_markdown(result))
     return result
 
 

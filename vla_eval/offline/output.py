@@ -98,10 +98,16 @@ def write_offline(result: Mapping[str, Any], out_dir: str | Any) -> list[Any]:
     split), ``open_loop.png`` (predicted vs demonstrated actions over a few held-out
     episodes, checkpoints only) and, with several checkpoints, ``learning_curve.png``.
     """
+    from vla_eval.locking import output_lock
+
+    with output_lock(out_dir, "offline report directory", directory=True):
+        return _write_offline(result, Path(out_dir))
+
+
+def _write_offline(result: Mapping[str, Any], out: Path) -> list[Any]:
     from vla_eval import plots
     from vla_eval.results import write_json
 
-    out = Path(out_dir)
     written = [write_json(out / "offline.json", result)]
     last = result["results"][-1]
     m = last["metrics"]

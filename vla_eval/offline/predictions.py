@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from zipfile import BadZipFile
 
 import numpy as np
 
 from vla_eval.actions import ActionTokenizer
 from vla_eval.errors import DataError, UsageError
+from vla_eval.inputs import decode_labels
 from vla_eval.offline.metrics import OfflineMetrics
 from vla_eval.offline.output import SCHEMA, tokenizer_info
 
@@ -185,29 +185,12 @@ def score_predictions(path: str | Any, tokenizer: ActionTokenizer) -> dict[str, 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz``, refusing pickled objects; errors name the file and key."""
-    if not path.is_file():
+    from vla_eval.inputs import read_npz
+
+    if not path.exists() and not path.is_symlink():
         raise UsageError(f"predictions file not found: {path}")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({_first_line(exc)})") from None
-    if not hasattr(npz, "files"):
-        raise DataError(f"{path} holds a single array; expected an .npz with named arrays")
-    arrays: dict[str, np.ndarray] = {}
-    with npz:
-        for key in npz.files:
-            try:
-                arrays[key] = npz[key]
-            except ValueError as exc:
-                if "allow_pickle" not in str(exc):
-                    raise DataError(f"{path}: cannot read {key!r} ({_first_line(exc)})") from None
-                raise DataError(
-                    f"{path}: {key!r} is an object array (pickled Python objects), refused; "
-                    "save numeric arrays, and task/split names as a string array"
-                ) from None
-            except (OSError, EOFError, BadZipFile) as exc:
-                raise DataError(f"{path}: cannot read {key!r} ({_first_line(exc)})") from None
-    return arrays
+    # Headers are checked before any array is allocated; object arrays are refused.
+    return read_npz(path, str(path))
 
 
 def _labels_mask_names(
@@ -223,8 +206,7 @@ def _labels_mask_names(
                 raise DataError(
                     f"{path}: {key!r} must have one entry per sample ({n},), got {labels.shape}"
                 )
-            if labels.dtype.kind == "S":
-                labels = labels.astype(str)
+            labels = decode_labels(labels, str(path), key)
             if labels.dtype.kind not in "Uiub":
                 raise DataError(f"{path}: {key!r} must hold strings or integers")
             out[key] = labels.astype(str)
@@ -243,7 +225,7 @@ def _labels_mask_names(
         d = target.shape[-1]
         if names.shape != (d,) or names.dtype.kind not in "US":
             raise DataError(f"{path}: 'dim_names' must be {d} strings, got {names.shape}")
-        out["dim_names"] = names.astype(str)
+        out["dim_names"] = decode_labels(names, str(path), "dim_names").astype(str)
     return out
 
 

@@ -4,7 +4,10 @@ Each finished episode is appended at once (one flushed line), so a run killed at
 moment loses at most the episodes in flight. A resumed run re-runs only the batches
 with missing episodes, with the same batch composition as the first time, and keeps
 only the missing episodes, so the resumed file holds exactly the episodes of an
-uninterrupted run. numpy, tqdm and the package's episodes writer only.
+uninterrupted run. The episodes file is locked for the whole run
+(`vla_eval.locking.output_lock`): a second run on the same file is refused at once.
+The batches are built one at a time, so memory does not grow with the number of trials.
+numpy, tqdm and the package's episodes writer only.
 """
 
 from __future__ import annotations
@@ -50,24 +53,29 @@ def run(
         The path of the episodes file.
     """
     from vla_eval.episodes import EpisodeWriter
+    from vla_eval.locking import output_lock
 
     out = Path(out)
-    batches = shard_batches(plan(env, config), shard)
+    planned = plan(env, config)
+    batches = shard_batches(planned, shard)
     rid = run_id(env, config, policy_id or config.policy_name)
-    done_keys = finished_keys(out, rid, resume)
-
-    todo = [b for b in batches if any(w.key not in done_keys for w in b)]
-    total = sum(len(b) for b in batches)
-    provenance = env_provenance(env)
-    already = sum(1 for b in batches for w in b if w.key in done_keys)
-    bar = Progress(total, already, config.policy_name, progress)
-    with EpisodeWriter(out) as writer:
-        for batch in todo:
-            for work, result in rollout_batch(env, policy, batch, config):
-                if work.key in done_keys:
-                    continue  # finished before the interruption; recomputed identically
-                writer.write(episode_record(work, result, config, provenance, rid))
-                done_keys.add(work.key)
-                bar.add(work.task.split, result["success"])
-    bar.close()
+    with output_lock(out, "episodes file"):
+        done_keys = finished_keys(out, rid, resume)
+        # Only the batches of this shard count (a key of another shard is never re-run).
+        positions = batches.positions()
+        mine = {k for k in done_keys if (b := planned.batch_of(k)) is not None and b in positions}
+        pending = {planned.batch_of(k) for k in mine}
+        bar = Progress(batches.episodes(), len(mine), config.policy_name, progress)
+        provenance = env_provenance(env)
+        with EpisodeWriter(out) as writer:
+            for position in positions:
+                batch = planned[position]
+                if position in pending and all(w.key in mine for w in batch):
+                    continue  # finished before the interruption
+                for work, result in rollout_batch(env, policy, batch, config):
+                    if work.key in mine:
+                        continue  # finished before the interruption; recomputed identically
+                    writer.write(episode_record(work, result, config, provenance, rid))
+                    bar.add(work.task.split, result["success"])
+        bar.close()
     return out

@@ -1,7 +1,8 @@
 """The fixed list of episodes a run consists of, cut into batches and shards, and its fingerprint.
 
 Every task of the requested splits x seeds 0..N-1 — the same seeds for every policy,
-so comparisons can be paired — cut into fixed batches. The batches depend only on
+so comparisons can be paired — cut into fixed batches, built on demand so memory does not grow with the number of
+trials. The batches depend only on
 the environment's tasks and the config (never on what already ran), so a resumed or
 sharded run sees the same batches as an uninterrupted one. Standard library and
 `envs.base` only.
@@ -13,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import overload
 
 from vla_eval.envs.base import Env, Task
 from vla_eval.errors import UsageError
@@ -67,16 +69,66 @@ def select_tasks(env: Env, config: OnlineConfig) -> list[Task]:
     return sorted(chosen, key=lambda t: (config.splits.index(t.split), t.name))
 
 
-def plan(env: Env, config: OnlineConfig) -> list[list[Work]]:
+def _same_batches(a: Sequence[list[Work]], b: object) -> bool:
+    if not isinstance(b, Sequence):
+        return NotImplemented
+    return len(a) == len(b) and all(x == y for x, y in zip(a, b, strict=False))
+
+
+class Plan(Sequence[list[Work]]):
+    """The full run as fixed batches, built on demand: memory does not grow with `trials`.
+
+    Batch ``k`` holds the episodes ``k * batch_size .. (k + 1) * batch_size - 1`` of the
+    list "every chosen task (in order) x seeds 0..trials-1"; only the batch asked for is
+    built, so a run of ten million trials plans in constant memory.
+    """
+
+    def __init__(self, tasks: Sequence[Task], trials: int, batch_size: int) -> None:
+        self.tasks = tuple(tasks)
+        self.trials = trials
+        self.batch_size = batch_size
+        self.episodes = len(self.tasks) * trials
+        self._task_index = {(t.name, t.split): i for i, t in enumerate(self.tasks)}
+
+    def __len__(self) -> int:
+        return -(-self.episodes // self.batch_size)
+
+    @overload
+    def __getitem__(self, k: int) -> list[Work]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[list[Work]]: ...
+    def __getitem__(self, k: int | slice) -> list[Work] | list[list[Work]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        first = k * self.batch_size
+        last = min(first + self.batch_size, self.episodes)
+        return [Work(self.tasks[i // self.trials], i % self.trials) for i in range(first, last)]
+
+    def __eq__(self, other: object) -> bool:
+        return _same_batches(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def batch_of(self, key: tuple[str, str, int]) -> int | None:
+        """The index of the batch holding episode `key` (task, split, seed); None if not planned."""
+        task = self._task_index.get((key[0], key[1]))
+        if task is None or not 0 <= key[2] < self.trials:
+            return None
+        return (task * self.trials + key[2]) // self.batch_size
+
+
+def plan(env: Env, config: OnlineConfig) -> Plan:
     """The full run as fixed batches: every chosen task x seed, batch_size at a time.
 
     Batches never mix tasks' order between runs: the list depends only on the
     environment's tasks and the config, so a resumed or sharded run sees the same
-    batches.
+    batches. The batches are built on demand (`Plan`).
     """
-    work = [Work(t, s) for t in select_tasks(env, config) for s in range(config.trials)]
-    b = config.batch_size
-    return [work[i : i + b] for i in range(0, len(work), b)]
+    return Plan(select_tasks(env, config), config.trials, config.batch_size)
 
 
 def run_id(env: Env, config: OnlineConfig, policy_id: str) -> str:
@@ -92,7 +144,44 @@ def run_id(env: Env, config: OnlineConfig, policy_id: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def shard_batches(batches: Sequence[list[Work]], shard: tuple[int, int]) -> list[list[Work]]:
+class Shard(Sequence[list[Work]]):
+    """Batches i, i + N, i + 2N, ... of a plan, built on demand."""
+
+    def __init__(self, batches: Sequence[list[Work]], index: int, count: int) -> None:
+        self.batches, self.index, self.count = batches, index, count
+
+    def __len__(self) -> int:
+        return len(range(self.index, len(self.batches), self.count))
+
+    def positions(self) -> range:
+        """The plan's batch indices in this shard."""
+        return range(self.index, len(self.batches), self.count)
+
+    @overload
+    def __getitem__(self, k: int) -> list[Work]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[list[Work]]: ...
+    def __getitem__(self, k: int | slice) -> list[Work] | list[list[Work]]:
+        if isinstance(k, slice):
+            return [self.batches[i] for i in self.positions()[k]]
+        return self.batches[self.positions()[k]]
+
+    def __eq__(self, other: object) -> bool:
+        return _same_batches(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def episodes(self) -> int:
+        """The number of episodes in this shard."""
+        n = len(self)
+        if not n:
+            return 0
+        last = self.batches[self.positions()[-1]]
+        size = getattr(self.batches, "batch_size", None)
+        return (n - 1) * size + len(last) if size else sum(len(b) for b in self)
+
+
+def shard_batches(batches: Sequence[list[Work]], shard: tuple[int, int]) -> Shard:
     """Shard (i, N) of the batches: batches i, i + N, i + 2N, ... (the union of N shards is all)."""
     index, count = shard
-    return [b for i, b in enumerate(batches) if i % count == index]
+    return Shard(batches, index, count)

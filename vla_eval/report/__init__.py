@@ -3,8 +3,8 @@
 `build_report` (in `success`) turns one policy's episodes into per-(task, split)
 Wilson intervals, per-split pooled and macro rates, and the seen -> unseen gap;
 `build_comparison` (in `compare`) tests two or more policies against each other and
-ranks them. Both return strict-JSON-ready dicts (schemas ``vla-eval/report/1`` and
-``vla-eval/compare/1``); `markdown` renders them for the terminal and `figures` draws
+ranks them. Both return strict-JSON-ready dicts (schemas ``vla-eval/report/2`` and
+``vla-eval/compare/2``); `markdown` renders them for the terminal and `figures` draws
 the report's forest plot. Depends on `vla_eval.episodes` and `vla_eval.stats`;
 never imports torch, and the report path never imports scipy or matplotlib.
 """

@@ -1,9 +1,12 @@
 """Comparing two or more policies' episodes: differences, exact tests, Holm, a ranking.
 
-`build_comparison` gives, per pair of policies, the difference of success rates with
-Newcombe's interval and exact tests (McNemar when the policies share seeds), per task
-too, Holm-adjusted p-values, and a ranking with compact letter groups. The result is
-a strict-JSON-ready dict (schema ``vla-eval/compare/1``). Depends on
+`build_comparison` gives, per pair of policies, the difference of success rates and
+one test per design (paired episodes: Newcombe's paired interval and McNemar's exact
+test; unpaired: Newcombe's interval and Boschloo's exact test), per task too,
+Holm-adjusted p-values with each interval at the level Holm's procedure judges that
+pair at, a decision that says "borderline" where interval and test disagree, and a
+ranking with compact letter groups. The result is a strict-JSON-ready dict (schema
+``vla-eval/compare/2``). Depends on
 `vla_eval.episodes` and `vla_eval.stats` only (scipy through `vla_eval.stats.compare`,
 imported when a comparison runs); never imports torch.
 """
@@ -27,7 +30,7 @@ from vla_eval.stats.intervals import check_confidence
 if TYPE_CHECKING:
     from vla_eval.stats.compare import PairTest
 
-COMPARE_SCHEMA = "vla-eval/compare/1"
+COMPARE_SCHEMA = "vla-eval/compare/2"
 
 
 def load_policies(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, EpisodeTable]]:
@@ -87,13 +90,13 @@ def build_comparison(
             unpaired tests only; None to pair exactly when the episode sets match.
 
     Returns:
-        A dict ready for `vla_eval.results.write_json`, schema ``vla-eval/compare/1``.
+        A dict ready for `vla_eval.results.write_json`, schema ``vla-eval/compare/2``.
 
     Raises:
         UsageError: fewer than two policies, or (with ``paired=True``) an episode
             without a partner -- the message names its file and line.
     """
-    from vla_eval.stats.compare import holm, verdict
+    from vla_eval.stats.compare import verdict
 
     confidence = check_confidence(confidence)
     alpha = 1 - confidence
@@ -109,17 +112,10 @@ def build_comparison(
         pair_rows.append(overall)
         task_rows += rows
 
-    adjusted = holm([t.p_value for t in pair_rows])
-    pairs = []
-    for t, p_adj in zip(pair_rows, adjusted, strict=True):
-        pairs.append(
-            {
-                **_pair_dict(t),
-                "p_holm": p_adj,
-                "significant": p_adj <= alpha,
-                "verdict": verdict(t, alpha, p_adj, adjusted=len(pair_rows) > 1),
-            }
-        )
+    pairs = [
+        {**row, "verdict": verdict(t, alpha, row["p_holm"], adjusted=len(pair_rows) > 1)}
+        for t, row in _adjust(pair_rows, alpha)
+    ]
     return {
         "schema": COMPARE_SCHEMA,
         "inputs": {
@@ -129,6 +125,7 @@ def build_comparison(
             "alpha": alpha,
             "paired": paired,
             "adjustment": "holm",
+            "intervals": "at the level Holm's procedure judges each pair at",
         },
         "seeds": {},
         "ranking": _ranking(policies, pairs, confidence),
@@ -145,7 +142,7 @@ def _compare_pair(
 
     Returns the overall `PairTest` and the per-task rows (Holm-adjusted within the pair).
     """
-    from vla_eval.stats.compare import holm, test_pair
+    from vla_eval.stats.compare import test_pair
 
     alpha = 1 - confidence
     ta, tb = a.table, b.table
@@ -187,20 +184,36 @@ def _compare_pair(
             continue
         keys = [k for k in a.index if k[0] == task and k[1] == split] if use_pairs else None
         per_task.append((task, split, test(ma, mb, keys)))
-    adjusted = holm([t.p_value for _, _, t in per_task])
+    adjusted = _adjust([t for _, _, t in per_task], alpha)
     rows = [
-        {
-            "a": a.name,
-            "b": b.name,
-            "task": task,
-            "split": split,
-            **_pair_dict(t),
-            "p_holm": p_adj,
-            "significant": p_adj <= alpha,
-        }
-        for (task, split, t), p_adj in zip(per_task, adjusted, strict=True)
+        {"a": a.name, "b": b.name, "task": task, "split": split, **row}
+        for (task, split, _), (_, row) in zip(per_task, adjusted, strict=True)
     ]
     return overall, rows
+
+
+def _adjust(tests: list[PairTest], alpha: float) -> list[tuple[PairTest, dict[str, Any]]]:
+    """Holm-adjust a family of tests; each interval moves to its Holm step level.
+
+    Returns each test (with the moved interval) and its row: the pair's fields,
+    ``p_holm``, ``significant`` (adjusted p <= alpha) and ``decision`` (significant,
+    not significant, or borderline where the interval disagrees with the test).
+    """
+    from vla_eval.stats.compare import decide, holm, holm_levels, with_confidence
+
+    adjusted = holm([t.p_value for t in tests])
+    levels = holm_levels([t.p_value for t in tests], alpha)
+    out = []
+    for t, p_adj, level in zip(tests, adjusted, levels, strict=True):
+        moved = with_confidence(t, 1 - level)
+        row = {
+            **_pair_dict(moved),
+            "p_holm": p_adj,
+            "significant": p_adj <= alpha,
+            "decision": decide(p_adj, alpha, moved.difference),
+        }
+        out.append((moved, row))
+    return out
 
 
 def _require_partners(a: _Side, b: _Side) -> None:
@@ -243,7 +256,7 @@ def _ranking(
     pos = {n: i for i, n in enumerate(names)}
     for row in pairs:
         i, j = pos[row["a"]], pos[row["b"]]
-        different[i, j] = different[j, i] = row["significant"]
+        different[i, j] = different[j, i] = row["decision"] == "significant"
     letters = compact_letters(names, [rates[n] for n in names], different)
     summary.sort(key=lambda r: -r["rate"])
     for rank, row in enumerate(summary, 1):

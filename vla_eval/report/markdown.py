@@ -23,7 +23,10 @@ def _ci(lo: float, hi: float) -> str:
 
 
 def _points(x: float) -> str:
-    return f"{100 * x:+.1f}"
+    text = f"{100 * x:+.1f}"
+    if x != 0 and float(text) == 0:  # never print a bound that excludes 0 as +0.0
+        text = f"{100 * x:+.2g}"
+    return text
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -52,7 +55,7 @@ def format_report(report: dict[str, Any]) -> str:
         "## Splits",
         "",
         f"| split | tasks | successes/trials | pooled rate ({conf} Wilson CI) "
-        f"| mean of task rates ({conf} bootstrap CI) |",
+        f"| mean of task rates ({conf} CI) |",
         "|---|---:|---:|---|---|",
     ]
     for s in report["splits"]:
@@ -105,23 +108,20 @@ def format_comparison(result: dict[str, Any]) -> str:
         lines += [
             "",
             "Policies that share a group letter are not significantly different "
-            f"(Holm-adjusted, alpha = {result['inputs']['alpha']:.3g}).",
+            f"(Holm-adjusted, alpha = {result['inputs']['alpha']:.3g}; a borderline pair "
+            "counts as not different).",
         ]
     lines += [
         "",
         "## Pairs",
         "",
-        f"| A | B | A − B, points ({conf} Newcombe CI) | Fisher p | Boschloo p | McNemar p "
-        "| p (Holm) | significant |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| A | B | A − B, points (CI) | CI | test | p | p (Holm) | decision |",
+        "|---|---|---|---|---|---:|---:|---|",
     ]
     for p in result["pairs"]:
-        d = p["difference"]
         lines.append(
-            f"| {p['a']} | {p['b']} | {_points(d['estimate'])} ({_points(d['lower'])} to "
-            f"{_points(d['upper'])}) | {pvalue(p['fisher_p'])} | {pvalue(p['boschloo_p'])} | "
-            f"{pvalue(p['mcnemar_p'])} | {pvalue(p['p_holm'])} | "
-            f"{'yes' if p['significant'] else 'no'} |"
+            f"| {p['a']} | {p['b']} | {_difference(p['difference'])} | {p['test']} | "
+            f"{pvalue(p['p_value'])} | {pvalue(p['p_holm'])} | {p['decision']} |"
         )
     lines.append("")
     lines += [f"- {p['verdict']}" for p in result["pairs"]]
@@ -138,15 +138,24 @@ def _per_task_lines(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "## Per task",
         "",
-        "| A | B | task | split | A | B | A − B, points | test | p | p (Holm, within pair) |",
-        "|---|---|---|---|---:|---:|---|---|---:|---:|",
+        "| A | B | task | split | A | B | A − B, points (CI) | CI | test | p "
+        "| p (Holm, within pair) | decision |",
+        "|---|---|---|---|---:|---:|---|---|---|---:|---:|---|",
     ]
     for r in rows:
-        d = r["difference"]
         lines.append(
             f"| {r['a']} | {r['b']} | {r['task']} | {r['split']} | "
             f"{r['successes_a']}/{r['trials_a']} | {r['successes_b']}/{r['trials_b']} | "
-            f"{_points(d['estimate'])} ({_points(d['lower'])} to {_points(d['upper'])}) | "
-            f"{r['test']} | {pvalue(r['p_value'])} | {pvalue(r['p_holm'])} |"
+            f"{_difference(r['difference'])} | {r['test']} | {pvalue(r['p_value'])} | "
+            f"{pvalue(r['p_holm'])} | {r['decision']} |"
         )
     return lines
+
+
+def _difference(d: dict[str, Any]) -> str:
+    """Estimate (lower to upper) | the interval's level and kind, for a table row."""
+    kind = "paired Newcombe" if d["method"] == "newcombe-paired" else "Newcombe"
+    return (
+        f"{_points(d['estimate'])} ({_points(d['lower'])} to {_points(d['upper'])}) | "
+        f"{100 * d['confidence']:.4g}% {kind}"
+    )

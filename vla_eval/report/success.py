@@ -4,7 +4,7 @@
 successes, trials, rate and Wilson interval per (task, split); per split the pooled
 rate and the mean of per-task rates with a stratified bootstrap interval; and the
 seen -> unseen generalisation gap with Newcombe's interval. The result is a
-strict-JSON-ready dict (schema ``vla-eval/report/1``). Depends on
+strict-JSON-ready dict (schema ``vla-eval/report/2``). Depends on
 `vla_eval.episodes` and `vla_eval.stats` only; never imports torch, and never imports
 scipy, so ``vla-eval report`` starts fast.
 """
@@ -18,10 +18,10 @@ import numpy as np
 
 from vla_eval.episodes import EpisodeTable
 from vla_eval.errors import UsageError
-from vla_eval.stats.aggregate import DEFAULT_BOOTSTRAP, macro_mean
+from vla_eval.stats.aggregate import DEFAULT_BOOTSTRAP, macro_mean, macro_mean_interval
 from vla_eval.stats.intervals import binomial_interval, check_confidence
 
-REPORT_SCHEMA = "vla-eval/report/1"
+REPORT_SCHEMA = "vla-eval/report/2"
 BY_FIELDS = ("task", "split")
 WIDE_CI = 0.4  # warn when an interval is wider than this: too few trials to conclude
 
@@ -53,7 +53,7 @@ def _count_groups(
     combined = np.zeros(len(table), dtype=np.int64)
     names = []
     for f in fields:
-        uniq, code = _codes(getattr(table, f))
+        uniq, code = table.categorical(f)  # == _codes(getattr(table, f)), without strings
         combined = combined * len(uniq) + code
         names.append(uniq)
     # np.unique sorts the combined codes, i.e. by the first field's first-seen order,
@@ -92,6 +92,7 @@ def build_report(
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     splits: Sequence[str] | None = None,
     gap: tuple[str, str] = ("seen", "unseen"),
+    macro: str = "adjusted",
 ) -> dict[str, Any]:
     """The success report of one policy's episodes.
 
@@ -105,9 +106,12 @@ def build_report(
             default, whichever splits the episodes have.
         gap: the (from, to) splits of the generalisation gap, reported when both
             are present.
+        macro: interval for the mean of per-task rates: ``adjusted`` (the adjusted
+            Wald interval, close to nominal coverage) or ``bootstrap`` (the
+            stratified percentile bootstrap, which under-covers with few trials).
 
     Returns:
-        A dict ready for `vla_eval.results.write_json`, schema ``vla-eval/report/1``.
+        A dict ready for `vla_eval.results.write_json`, schema ``vla-eval/report/2``.
 
     Raises:
         UsageError: no episodes, episodes of several policies, or a required split
@@ -124,7 +128,9 @@ def build_report(
     for s in present:
         idx = [i for i, key in enumerate(task_keys) if key[0] == s]
         pooled[s] = (int(task_k[idx].sum()), int(task_n[idx].sum()))
-        split_rows.append(_split_row(s, task_k[idx], task_n[idx], confidence, rng, n_bootstrap))
+        split_rows.append(
+            _split_row(s, task_k[idx], task_n[idx], confidence, rng, n_bootstrap, macro)
+        )
     gap_row = None
     if gap[0] in pooled and gap[1] in pooled:
         gap_row = _gap_row(gap, pooled, confidence)
@@ -145,6 +151,7 @@ def build_report(
             "by": list(by),
             "confidence": confidence,
             "n_bootstrap": n_bootstrap,
+            "macro": macro,
         },
         "seeds": {"bootstrap": seed},
         "groups": groups,
@@ -169,7 +176,7 @@ def _one_policy(table: EpisodeTable) -> list[str]:
 
 def _splits_present(table: EpisodeTable, splits: Sequence[str] | None) -> list[str]:
     """The splits to report: `splits` if given (each must have episodes), else all."""
-    split_names, _ = _codes(table.split)
+    split_names, _ = table.categorical("split")
     present = [str(s) for s in split_names]
     if splits:
         missing = [s for s in splits if s not in present]
@@ -211,12 +218,18 @@ def _split_row(
     confidence: float,
     rng: np.random.Generator,
     n_bootstrap: int,
+    macro_method: str = "adjusted",
 ) -> dict[str, Any]:
-    """One split: pooled rate (Wilson) and mean of its per-task rates (bootstrap).
+    """One split: pooled rate (Wilson) and mean of its per-task rates.
 
     `ks`, `ns`: (tasks,) successes and trials of each task in the split.
     """
-    macro = macro_mean(ks, ns, confidence, rng=rng, n_bootstrap=n_bootstrap)
+    if macro_method == "bootstrap":
+        macro = macro_mean(ks, ns, confidence, rng=rng, n_bootstrap=n_bootstrap)
+    elif macro_method == "adjusted":
+        macro = macro_mean_interval(ks, ns, confidence)
+    else:
+        raise UsageError(f"unknown macro interval {macro_method!r}; use adjusted or bootstrap")
     return {
         "split": split,
         "tasks": len(ks),

@@ -5,9 +5,15 @@ Two summaries answer different questions. The **pooled** rate (all successes ove
 trials) is the chance that a random episode of the evaluation succeeds; its Wilson
 interval treats the episodes as one binomial sample. The **macro mean** (the mean of
 per-task rates) weighs every task equally, so a task run 200 times cannot drown one
-run 20 times; its interval comes from a stratified bootstrap that resamples episodes
-within each task, keeping each task's trial count fixed (Efron & Tibshirani 1993,
-sec. 6.4). Randomness comes only from an explicit `np.random.Generator` or seed, which
+run 20 times. Its default interval (`macro_mean_interval`) is an adjusted Wald interval
+for a linear function of proportions in the spirit of Price & Bonett (2004, "An
+improved confidence interval for a linear function of binomial proportions", Comput.
+Stat. Data Anal. 45:449-456): c/T pseudo-successes and c/T pseudo-failures are added to
+each of the T tasks before the variance is estimated. The percentile interval of a
+stratified bootstrap (`macro_mean`, resampling episodes within each task; Efron &
+Tibshirani 1993, sec. 6.4) is kept for comparison: with 5 tasks x 10 trials it
+under-covers at high success rates (about 91% at a common rate of 0.95), because a
+task at 10/10 contributes no bootstrap variation. Randomness comes only from an explicit `np.random.Generator` or seed, which
 the result records. numpy and the standard library only; never imports torch.
 """
 
@@ -52,7 +58,8 @@ class MacroMean:
         tasks: number of tasks averaged.
         n_bootstrap: bootstrap resamples drawn.
         seed: the seed the generator was built from, if one was given as an int.
-        method: always ``"stratified-bootstrap-percentile"``.
+        method: ``"adjusted-wald"`` (`macro_mean_interval`, n_bootstrap 0) or
+            ``"stratified-bootstrap-percentile"`` (`macro_mean`).
     """
 
     estimate: float
@@ -76,6 +83,52 @@ class MacroMean:
             "n_bootstrap": self.n_bootstrap,
             "seed": self.seed,
         }
+
+
+MACRO_PSEUDO_COUNT = 2.5  # c: chosen by exact coverage at 5 tasks x 10 trials (docs/statistics.md)
+
+
+def macro_mean_interval(successes: Any, trials: Any, confidence: float = 0.95) -> MacroMean:
+    """Mean of per-task success rates with an adjusted Wald interval.
+
+    With T tasks, p~_t = (k_t + c/T) / (n_t + 2c/T) and c = `MACRO_PSEUDO_COUNT`, the
+    interval is ``mean(p~) +- z * sqrt(sum_t p~_t (1 - p~_t) / n_t) / T``, clipped to
+    [0, 1]; the estimate is the plain mean of k_t / n_t. Its exact coverage at 95%
+    with 5 tasks x 10 trials lies between 95.4% and 96.5% when every task has the
+    same rate (0.1 to 0.95), and between 95.3% and 97.3% over random mixes of rates
+    in that range (the variance estimate is then a little high); with fewer tasks it
+    is conservative.
+
+    Args:
+        successes: (tasks,) successes per task.
+        trials: (tasks,) trials per task, each >= 1.
+        confidence: confidence level in (0, 1).
+
+    Example:
+        >>> m = macro_mean_interval([10, 9, 10, 8, 10], [10] * 5)
+        >>> round(m.estimate, 2), round(m.lower, 4), round(m.upper, 4)
+        (0.94, 0.8193, 0.9807)
+    """
+    from statistics import NormalDist
+
+    confidence = check_confidence(confidence)
+    k, n = _counts(successes, trials)
+    t = k.size
+    c = MACRO_PSEUDO_COUNT
+    tilde = (k + c / t) / (n + 2 * c / t)
+    centre = float(tilde.mean())
+    se = float(np.sqrt((tilde * (1 - tilde) / n).sum()) / t)
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    return MacroMean(
+        estimate=float((k / n).mean()),
+        lower=max(0.0, centre - z * se),
+        upper=min(1.0, centre + z * se),
+        confidence=confidence,
+        tasks=int(t),
+        n_bootstrap=0,
+        seed=None,
+        method="adjusted-wald",
+    )
 
 
 def macro_mean(

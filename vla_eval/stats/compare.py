@@ -1,13 +1,18 @@
 """Is policy A really better than policy B? Differences of success rates and their tests.
 
 For two success rates (k_a of n_a against k_b of n_b) this module gives the
-difference with Newcombe's hybrid-score interval (Newcombe 1998, "Interval estimation
-for the difference between independent proportions: comparison of eleven methods",
-Stat. Med. 17:873-890, method 10), built from the two Wilson intervals, and
-`test_pair`, which adds the exact tests of `vla_eval.stats.exact_tests` (Fisher,
-Boschloo, and McNemar's when both policies ran the same (task, split, seed)
-episodes). For three or more policies, `holm` adjusts the pairwise p-values (Holm
-1979) and `compact_letters` summarises which policies cannot be told apart. numpy
+difference with one interval per design: Newcombe's hybrid-score interval for
+independent samples (Newcombe 1998, "Interval estimation for the difference between
+independent proportions: comparison of eleven methods", Stat. Med. 17:873-890,
+method 10) and Newcombe's interval for paired samples when both policies ran the same
+(task, split, seed) episodes (Newcombe 1998, "Improved confidence intervals for the
+difference between binomial proportions based on paired data", Stat. Med.
+17:2635-2650, method 10). `test_pair` adds the exact tests of
+`vla_eval.stats.exact_tests` (McNemar's when paired, else Boschloo's), and `decide`
+says whether interval and test agree, or that the comparison is borderline. For three
+or more policies, `holm` adjusts the pairwise p-values (Holm 1979), `holm_levels`
+gives the level at which Holm's procedure judges each pair (the intervals use it),
+and `compact_letters` summarises which policies cannot be told apart. numpy
 and the standard library at import time; scipy and statsmodels are imported only
 inside the tests that need them, so reports that only need the interval stay light.
 Never imports torch.
@@ -15,8 +20,8 @@ Never imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,9 @@ from vla_eval.errors import UsageError
 from vla_eval.formatting import pvalue
 from vla_eval.stats.exact_tests import boschloo_p, check_pair, fisher_p, mcnemar_p
 from vla_eval.stats.intervals import Interval, binomial_interval, check_confidence
+from vla_eval.stats.multiple import compact_letters as compact_letters
+from vla_eval.stats.multiple import holm as holm
+from vla_eval.stats.multiple import holm_levels as holm_levels
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,8 @@ class Difference:
         estimate: rate_a - rate_b.
         lower, upper: interval bounds, within [-1, 1].
         confidence: the interval's level.
-        method: ``"newcombe"`` (hybrid score, built from Wilson intervals).
+        method: ``"newcombe"`` (independent samples) or ``"newcombe-paired"``;
+            both are built from Wilson intervals.
     """
 
     estimate: float
@@ -86,6 +95,47 @@ def newcombe_difference(
     return Difference(d, lower, upper, a.confidence)
 
 
+def paired_difference(
+    both: int, a_only: int, b_only: int, neither: int, confidence: float = 0.95
+) -> Difference:
+    """Newcombe's interval for the difference of two rates measured on the same episodes.
+
+    With n matched episodes of which `both` succeeded for both policies, `a_only` only
+    for A, `b_only` only for B and `neither` for neither, p_a = (both + a_only)/n and
+    p_b = (both + b_only)/n. From their Wilson intervals (l_a, u_a), (l_b, u_b) and the
+    correlation phi of the two outcomes, the bounds are
+    ``d - sqrt((p_a - l_a)^2 - 2 phi (p_a - l_a)(u_b - p_b) + (u_b - p_b)^2)`` and
+    ``d + sqrt((u_a - p_a)^2 - 2 phi (u_a - p_a)(p_b - l_b) + (p_b - l_b)^2)``, where
+    phi's numerator ``both * neither - a_only * b_only`` is reduced by n/2 when
+    positive (0 if that makes it negative), as Newcombe (1998, method 10) specifies.
+    A positive correlation narrows the interval; the unpaired interval ignores it.
+
+    Example:
+        >>> d = paired_difference(8, 9, 2, 1)
+        >>> round(d.estimate, 2), d.method
+        (0.35, 'newcombe-paired')
+    """
+    for name, v in (("both", both), ("a_only", a_only), ("b_only", b_only), ("neither", neither)):
+        if isinstance(v, bool) or int(v) != v or v < 0:
+            raise UsageError(f"{name} must be a non-negative whole number, got {v!r}")
+    both, a_only, b_only, neither = int(both), int(a_only), int(b_only), int(neither)
+    n = both + a_only + b_only + neither
+    if n == 0:
+        raise UsageError("no matched episodes: a paired difference needs at least one")
+    a = binomial_interval(both + a_only, n, confidence, "wilson")
+    b = binomial_interval(both + b_only, n, confidence, "wilson")
+    margins = (both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    cross = both * neither - a_only * b_only
+    numerator = max(cross - n / 2, 0.0) if cross > 0 else float(cross)
+    phi = numerator / math.sqrt(margins) if margins > 0 else 0.0
+    d = a.estimate - b.estimate
+    da_lo, da_hi = a.estimate - a.lower, a.upper - a.estimate
+    db_lo, db_hi = b.estimate - b.lower, b.upper - b.estimate
+    lower = d - math.sqrt(max(da_lo**2 - 2 * phi * da_lo * db_hi + db_hi**2, 0.0))
+    upper = d + math.sqrt(max(da_hi**2 - 2 * phi * da_hi * db_lo + db_lo**2, 0.0))
+    return Difference(d, max(lower, -1.0), min(upper, 1.0), a.confidence, "newcombe-paired")
+
+
 @dataclass(frozen=True)
 class PairTest:
     """Everything said about one pair of success rates.
@@ -93,7 +143,8 @@ class PairTest:
     Attributes:
         a, b: names of the two policies (or groups).
         rate_a, rate_b: Wilson intervals of each.
-        difference: rate_a - rate_b with Newcombe's interval.
+        difference: rate_a - rate_b with the interval of the design: Newcombe's
+            paired interval when paired, else Newcombe's unpaired one.
         fisher_p: Fisher's exact two-sided p-value.
         boschloo_p: Boschloo's exact two-sided p-value (None if not computed).
         pairs: number of episodes matched on (task, split, seed), 0 if unpaired.
@@ -160,13 +211,18 @@ def test_pair(
     """
     confidence = check_confidence(confidence)
     k_a, n_a, k_b, n_b = check_pair(k_a, n_a, k_b, n_b)
-    diff = newcombe_difference(k_a, n_a, k_b, n_b, confidence)
     fisher = fisher_p(k_a, n_a, k_b, n_b)
     boschloo = boschloo_p(k_a, n_a, k_b, n_b)
     pairs, a_only, b_only, mcnemar = 0, None, None, None
     if discordant is not None:
         pairs, a_only, b_only = (int(x) for x in discordant)
+        if not (n_a == n_b == pairs and 0 <= k_a - a_only == k_b - b_only):
+            raise UsageError("paired counts need every episode of both policies matched")
         mcnemar = mcnemar_p(a_only, b_only)
+        both = k_a - a_only
+        diff = paired_difference(both, a_only, b_only, pairs - both - a_only - b_only, confidence)
+    else:
+        diff = newcombe_difference(k_a, n_a, k_b, n_b, confidence)
     if mcnemar is not None:
         test, p = "mcnemar-exact", mcnemar
     elif boschloo is not None:
@@ -194,79 +250,48 @@ def test_pair(
 test_pair.__test__ = False  # type: ignore[attr-defined]
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of several p-values (statsmodels multipletests).
+def with_confidence(test: PairTest, confidence: float) -> PairTest:
+    """The same comparison with its difference interval at another confidence level."""
+    d = test.difference
+    if d.method == "newcombe-paired":
+        both = test.rate_a.successes - test.a_only
+        neither = test.pairs - both - test.a_only - test.b_only
+        diff = paired_difference(both, test.a_only, test.b_only, neither, confidence)
+    else:
+        ra, rb = test.rate_a, test.rate_b
+        diff = newcombe_difference(ra.successes, ra.trials, rb.successes, rb.trials, confidence)
+    return replace(test, difference=diff)
 
-    Controls the chance of any false "significant" among all the comparisons at the
-    nominal level, without assuming independence (Holm 1979, Scand. J. Statist. 6:65-70).
 
-    Example:
-        >>> holm([0.01, 0.04, 0.03])
-        [0.03, 0.06, 0.06]
+Decision = str  # "significant" | "not significant" | "borderline"
+
+
+def decide(p_value: float, alpha: float, difference: Difference) -> Decision:
+    """Whether a test and an interval at the matching level tell the same story.
+
+    ``significant`` when the p-value is at most `alpha` and the interval excludes 0;
+    ``not significant`` when the p-value exceeds `alpha` and the interval contains 0;
+    ``borderline`` when they disagree (an interval that does not invert the test can
+    do so for a few tables near the boundary).
     """
-    if len(p_values) == 0:
-        return []
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.asarray(p_values, dtype=float)
-    if np.any(~np.isfinite(p) | (p < 0) | (p > 1)):
-        raise UsageError("p-values must lie in [0, 1]")
-    return [float(x) for x in multipletests(p, method="holm")[1]]
-
-
-def compact_letters(
-    names: Sequence[str], rates: Sequence[float], different: np.ndarray
-) -> dict[str, str]:
-    """Letters that group policies which cannot be told apart, best first.
-
-    Policies are sorted by rate; each letter marks a maximal run of consecutive
-    policies in which no pair differs significantly. Two policies that share a
-    letter are not significantly different (the usual "compact letter display" of
-    post-hoc tests, in its line form).
-
-    Args:
-        names: (policies,) names.
-        rates: (policies,) success rates, used for the order.
-        different: (policies, policies) bool, True where a pair differs significantly.
-
-    Example:
-        >>> diff = np.array([[0, 0, 1], [0, 0, 0], [1, 0, 0]], dtype=bool)
-        >>> compact_letters(["x", "y", "z"], [0.9, 0.7, 0.5], diff)
-        {'x': 'a', 'y': 'ab', 'z': 'b'}
-    """
-    m = len(names)
-    order = sorted(range(m), key=lambda i: -rates[i])
-    letters: dict[str, str] = {n: "" for n in names}
-    last_end = -1
-    next_letter = 0
-    for start in range(m):
-        end = start
-        while end + 1 < m and not any(
-            different[order[end + 1], order[j]] for j in range(start, end + 1)
-        ):
-            end += 1
-        if end > last_end:  # not inside an earlier run
-            letter = _letter(next_letter)
-            next_letter += 1
-            for j in range(start, end + 1):
-                letters[names[order[j]]] += letter
-            last_end = end
-    return letters
-
-
-def _letter(i: int) -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyz"
-    return alphabet[i] if i < 26 else alphabet[i // 26 - 1] + alphabet[i % 26]
+    test_says = p_value <= alpha
+    interval_says = not difference.contains(0.0)
+    if test_says and interval_says:
+        return "significant"
+    if not test_says and not interval_says:
+        return "not significant"
+    return "borderline"
 
 
 def verdict(
     test: PairTest, alpha: float, p_value: float | None = None, adjusted: bool = False
 ) -> str:
-    """One plain sentence on a comparison, e.g. for the terminal.
+    """One plain sentence on a comparison whose interval and test agree, or "borderline".
 
     Args:
-        test: the comparison.
-        alpha: significance level.
+        test: the comparison, its difference interval at the level the test is judged
+            at (see `holm_levels` and `with_confidence`).
+        alpha: significance level for `p_value`.
         p_value: the p-value to judge by, if not the test's own (e.g. Holm-adjusted).
         adjusted: say that `p_value` is Holm-adjusted.
     """
@@ -275,19 +300,39 @@ def verdict(
     # Say it the way round a reader expects: the better policy first, a positive gap.
     first, second = (test.a, test.b) if d.estimate >= 0 else (test.b, test.a)
     sign = 1 if d.estimate >= 0 else -1
-    est, lo, hi = (
-        sign * d.estimate,
-        min(sign * d.lower, sign * d.upper),
-        max(sign * d.lower, sign * d.upper),
+    lo, hi = sorted((sign * d.lower, sign * d.upper))
+    kind = "paired " if d.method == "newcombe-paired" else ""
+    gap = (
+        f"{_points(sign * d.estimate)} points ({_level(d.confidence)}% {kind}CI "
+        f"{_points(lo)} to {_points(hi)})"
     )
-    gap = f"{100 * est:+.1f} points ({100 * d.confidence:g}% CI {100 * lo:+.1f} to {100 * hi:+.1f})"
     test_p = f"{_test_name(test.test)} p = {pvalue(p)}" + (" (Holm-adjusted)" if adjusted else "")
-    if p <= alpha:
+    decision = decide(p, alpha, d)
+    if decision == "significant":
         return f"{first} beats {second} by {gap}, {test_p}."
+    if decision == "not significant":
+        return (
+            f"No significant difference between {first} and {second}: {gap}, {test_p}; "
+            "the data cannot tell these two apart."
+        )
+    interval_word = "excludes" if not d.contains(0.0) else "contains"
+    test_word = "reaches" if p <= alpha else "does not reach"
     return (
-        f"No significant difference between {first} and {second}: {gap}, {test_p}; "
-        "the data cannot tell these two apart."
+        f"Borderline between {first} and {second}: {gap} {interval_word} 0, but {test_p} "
+        f"{test_word} alpha = {alpha:.3g}; treat this pair as undecided."
     )
+
+
+def _points(x: float) -> str:
+    """Percentage points with a sign, one decimal unless that would hide the sign."""
+    text = f"{100 * x:+.1f}"
+    if x != 0 and float(text) == 0:
+        text = f"{100 * x:+.2g}"
+    return text
+
+
+def _level(confidence: float) -> str:
+    return f"{100 * confidence:.4g}"
 
 
 def _test_name(test: str) -> str:

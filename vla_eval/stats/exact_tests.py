@@ -47,11 +47,13 @@ def boschloo_p(
 
     The test statistic is Fisher's p-value; the p-value is the largest probability,
     over the unknown common success rate pi, of a table at least as extreme as the
-    observed one. One-sided alternatives use ``scipy.stats.boschloo_exact``. For the
-    two-sided test, tables are ordered by Fisher's *two-sided* p-value, as in
-    Boschloo (1970) and R's ``Exact`` package; scipy instead doubles the smaller
-    one-sided p-value, which is slightly larger (0.020297 against 0.019617 for 17/20
-    vs 10/20), so the two-sided test is computed here, exactly, over every table.
+    observed one. Tables are ordered by Fisher's *two-sided* p-value, as in Boschloo
+    (1970) and R's ``Exact`` package. For 17/20 vs 10/20 both this and
+    ``scipy.stats.boschloo_exact`` on the table with one column per policy
+    (``[[17, 10], [3, 10]]``) give 0.019617; scipy on the transposed table tests
+    the rows instead and gives 0.020297. scipy's two-sided p-value doubles the
+    smaller one-sided one, which differs from this ordering when the trial counts
+    differ (3/7 vs 0/9: 0.0452 against 0.0441). One-sided alternatives call scipy.
 
     Returns:
         The p-value, or None when the trial counts are too large for the exact

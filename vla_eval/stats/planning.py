@@ -12,8 +12,13 @@ Proportions*, ch. 4, without the continuity correction):
 
 rounded up, with pbar = (p0 + p1) / 2. For 0.5 -> 0.7 at alpha 0.05 and power 0.8
 it gives 92.999, so 93 per arm. Cohen's arcsine effect size h (Cohen 1988, ch. 6)
-is offered as ``method="arcsine"``; it agrees to within a trial or two. The
-half-width plan uses the Wilson interval the reports use. Standard library only
+is offered as ``method="arcsine"``; the two agree near 0.5 (93 both for 0.5 -> 0.7)
+but not near the ends (0.9 -> 0.99: 100 pooled, 80 arcsine). Neither is the power of
+a test `compare` runs: `vla_eval.stats.exact_power` computes that exactly (Boschloo
+has about 79% power at 93 per arm for 0.5 -> 0.7 and needs 95). The half-width plan
+uses the Wilson interval the reports use, at the planning rate itself; the
+observed rate varies, so `exact_power.trials_for_half_width_assured` plans with an
+assurance instead. Standard library only
 (``statistics.NormalDist``); never imports torch.
 """
 

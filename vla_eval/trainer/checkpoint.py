@@ -138,6 +138,7 @@ def save_checkpoint(
     recipe: Any = None,
     rng: Mapping[str, Any] | None = None,
     model_config: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename).
 
@@ -152,6 +153,7 @@ def save_checkpoint(
         recipe: a `Recipe` (stored as ``to_dict()``) or plain dict.
         rng: `capture_rng()` output; captured now if omitted.
         model_config: plain-dict architecture, if the model has no ``config.to_dict()``.
+        extra: more top-level entries (plain data or tensors), e.g. ``diagnose``.
 
     Returns:
         The path written.
@@ -175,6 +177,7 @@ def save_checkpoint(
         "rng": dict(rng) if rng is not None else capture_rng(),
         "recipe": recipe.to_dict() if hasattr(recipe, "to_dict") else recipe,
     }
+    payload.update(extra or {})
     return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
@@ -233,7 +236,70 @@ def validate_checkpoint(ckpt: Any, path: str | os.PathLike[str] = "<checkpoint>"
         raise DataError(f"checkpoint {path}: 'model' is not a state dict of tensors")
     if not isinstance(ckpt["model_config"], Mapping):
         raise DataError(f"checkpoint {path}: 'model_config' is not a dict")
+    _check_fields(ckpt, path)
     return ckpt
+
+
+# Limits on what a checkpoint may declare, checked before anything is allocated.
+MAX_CONFIG_INT = 1 << 20  # any size in model_config (width, vocabulary, bins, ...)
+MAX_CONFIG_DEPTH = 256  # transformer layers
+
+
+def _check_fields(ckpt: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Types and values a checkpoint's users rely on: step, recipe vocabulary, finite weights."""
+    step = ckpt["step"]
+    if type(step) is not int or step < 0:
+        raise DataError(f"checkpoint {path}: 'step' must be a whole number >= 0, got {step!r}")
+    recipe = ckpt.get("recipe")
+    if recipe is not None and not isinstance(recipe, Mapping):
+        raise DataError(f"checkpoint {path}: 'recipe' must be a dict, got {type(recipe).__name__}")
+    vocab = (recipe or {}).get("text_vocab")
+    if vocab is not None and (
+        not isinstance(vocab, (list, tuple)) or not all(isinstance(w, str) for w in vocab)
+    ):
+        raise DataError(f"checkpoint {path}: 'recipe.text_vocab' must be a list of words")
+    tokenizer = ckpt.get("tokenizer")
+    bins = tokenizer.get("n_bins") if isinstance(tokenizer, Mapping) else None
+    if bins is not None and (type(bins) is not int or not 2 <= bins <= MAX_CONFIG_INT):
+        raise DataError(
+            f"checkpoint {path}: tokenizer n_bins must be a whole number in 2..{MAX_CONFIG_INT:,}"
+        )
+    for name, tensor in ckpt["model"].items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DataError(
+                f"checkpoint {path}: weight {name!r} holds NaN or infinite values (a diverged "
+                "run?); refusing to evaluate it -- use an earlier checkpoint"
+            )
+
+
+def _check_architecture(ckpt: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """The declared architecture must fit the stored weights, checked without allocating.
+
+    The model is built on PyTorch's ``meta`` device (shapes only, no memory), so a small
+    file that declares a huge width fails here instead of allocating gigabytes.
+    """
+    from vla_eval.trainer.model import TinyVLA
+
+    config = ckpt["model_config"]
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_CONFIG_INT:
+            raise DataError(
+                f"checkpoint {path}: model_config {key} = {value} exceeds {MAX_CONFIG_INT:,}"
+            )
+    if isinstance(config.get("depth"), int) and config["depth"] > MAX_CONFIG_DEPTH:
+        raise DataError(f"checkpoint {path}: model_config depth exceeds {MAX_CONFIG_DEPTH}")
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in TinyVLA(config).state_dict().items()}
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DataError(f"checkpoint {path}: unusable model_config ({exc})") from None
+    stored = ckpt["model"]
+    for key, shape in shapes.items():
+        if key in stored and tuple(stored[key].shape) != shape:
+            raise DataError(
+                f"checkpoint {path}: weights do not fit its model_config ({key!r} has shape "
+                f"{tuple(stored[key].shape)}, the config declares {shape})"
+            )
 
 
 def _refusal(path: Path, message: str) -> str:
@@ -288,6 +354,7 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[Any, Any, dict[str, Any]]
     from vla_eval.trainer.model import TinyVLA
 
     ckpt = load_checkpoint(path)
+    _check_architecture(ckpt, path)
     model = TinyVLA(ckpt["model_config"])
     try:
         model.load_state_dict(ckpt["model"])

@@ -181,6 +181,10 @@ class AugmentConfig:
     action_noise: float = 0.0
 
 
+# The largest peak learning rate a recipe accepts (beyond, Adam's update overflows).
+MAX_LR = 1000.0
+
+
 @dataclass(frozen=True)
 class RecipeConfig:
     """The training schedule (RECIPE.md section 2).
@@ -217,6 +221,24 @@ class RecipeConfig:
     weight_decay: float = 0.01
     lora_rank: int = 8
     lora_alpha: float = 16.0
+
+    def __post_init__(self) -> None:
+        # Explicit ranges: a learning rate of 1e39 overflows Adam's float32 update to inf.
+        for name, value in [*((f"lrs[{i}]", v) for i, v in enumerate(self.lrs)), ("lr", self.lr)]:
+            if not (math.isfinite(value) and 0 < value <= MAX_LR):
+                raise UsageError(f"recipe.{name} must be a number in (0, {MAX_LR:g}], got {value}")
+        for name in ("web_ratio", "align_web_ratio", "warmup_frac", "min_lr_frac", "weight_decay"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise UsageError(f"recipe.{name} must be a number in [0, 1], got {value}")
+        if not all(math.isfinite(v) and v >= 0 for v in self.shares) or sum(self.shares) <= 0:
+            raise UsageError(
+                f"recipe.shares must be numbers >= 0 with a positive sum, got {self.shares}"
+            )
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise UsageError(f"recipe.grad_clip must be a finite number >= 0, got {self.grad_clip}")
+        if self.grad_accum < 1 or self.lora_rank < 1:
+            raise UsageError("recipe.grad_accum and recipe.lora_rank must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -255,6 +277,8 @@ class TrainConfig:
     model: TinyVLAConfig = field(default_factory=TinyVLAConfig)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"seed must be a whole number in [0, 2^63 - 1], got {self.seed}")
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -2,7 +2,8 @@
 
 `set_up` gathers everything the loop in `train` holds into one `Run`: it joins the
 torchrun processes, checks and loads the checkpoint to resume from (`resume_state`:
-never over an existing run, never from another configuration), seeds the one numpy
+never over an existing run, never from another configuration; the Diagnose state and
+the last loss and held-out numbers come back too), seeds the one numpy
 generator and torch, builds the data, the model (with LoRA adapters when the
 checkpoint has them), the recipe, the task sampler, the Diagnose detectors, the
 metrics log and the progress bar. Depends on torch and the trainer's building
@@ -87,6 +88,10 @@ def set_up(
     data = build_data(config, tokenizer, progress and dist.main)
     model = build_model(config, state)
     task_names = np.asarray(FAMILIES)[data.robot.task]
+    diag = make_diagnose(model, data, config) if config.diagnose else None
+    if diag is not None and state is not None and state.get("diagnose") is not None:
+        diag.load_state_dict(state["diagnose"])  # findings as if never interrupted
+    log = MetricsLog(out / "metrics.jsonl", start_step if state else None, dist.main)
     bar = tqdm(
         total=config.steps,
         initial=start_step,
@@ -100,20 +105,34 @@ def set_up(
         recipe=build_recipe(config.recipe),
         sampler=build_sampler(config, task_names),
         task_names=task_names,
-        diag=make_diagnose(model, data) if config.diagnose else None,
-        log=MetricsLog(out / "metrics.jsonl", start_step if state else None, dist.main),
+        diag=diag,
+        log=log,
         bar=bar,
         started=started,
+        last_loss=log.last_loss,
+        heldout=log.last_heldout,
     )  # fmt: skip
 
 
 def resume_state(config: TrainConfig, out: Path, resume: bool) -> dict[str, Any] | None:
-    """The latest checkpoint when resuming (None for a fresh run), after the safety checks."""
-    resume_from = latest_checkpoint(out) if resume else None
-    if resume and resume_from is None:
-        raise UsageError(f"nothing to resume in {out}: no checkpoints/step_*.pt")
-    if not resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+    """The latest checkpoint when resuming (None for a fresh run), after the safety checks.
+
+    Only a complete checkpoint counts (a temporary file left by a kill does not): a run
+    killed before its first checkpoint is started again from step 0, with or without
+    ``resume``.
+    """
+    latest = latest_checkpoint(out)
+    if resume and latest is None:
+        if not (out / "metrics.jsonl").exists():
+            raise UsageError(f"nothing to resume in {out}: no checkpoints/step_*.pt")
+        print(
+            f"vla-eval: {out} has no checkpoint yet (stopped before the first); "
+            "starting from step 0",
+            file=sys.stderr,
+        )
+    if not resume and latest is not None:
         raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose --out")
+    resume_from = latest if resume else None
     state = ckpt_io.load_checkpoint(resume_from) if resume_from else None
     if state is not None and state["recipe"].get("train_config") != config_dict(config):
         raise UsageError(f"{resume_from} was written by a different configuration; not resuming")
@@ -137,11 +156,15 @@ def build_sampler(config: TrainConfig, task_names: np.ndarray) -> TaskBalancedSa
     return TaskBalancedSampler(task_names, s.temperature, curriculum, s.stratified)
 
 
-def make_diagnose(model: TinyVLA, data: TrainingData) -> Any:
+def make_diagnose(model: TinyVLA, data: TrainingData, config: TrainConfig) -> Any:
+    """Diagnose with what the loop already does (clipping, sampling temperature), so its
+    fixes say what to change relative to that; each stage announces itself (`new_stage`)."""
     from vla_eval.diagnose import CROSS_ENTROPY_THRESHOLDS, Diagnose
 
     return Diagnose(
         model,
         task_counts={k: v for k, v in data.robot.task_counts().items() if v},
         thresholds=CROSS_ENTROPY_THRESHOLDS,  # per-task errors here are cross-entropies
+        clip=config.recipe.grad_clip or None,  # 0 turns clipping off
+        temperature=config.sampling.temperature,
     )

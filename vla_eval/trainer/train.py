@@ -10,7 +10,9 @@ can be named), the update and the schedule. Metrics go to
 ``metrics.jsonl`` (one line per step, the schema in docs/diagnose.md), checkpoints are
 written atomically every ``checkpoint_every`` steps, at the end of every stage and at
 the end, and ``resume=True`` continues from the last checkpoint with the same losses
-as an uninterrupted run. Under ``torchrun`` the processes split each batch (data
+as an uninterrupted run (Diagnose findings included: the detectors' state is in the
+checkpoint). The run directory is locked while a run writes it, so a second run on the
+same folder is refused at once; resuming a finished run changes nothing. Under ``torchrun`` the processes split each batch (data
 parallel over gloo on the CPU) and average their gradients.
 
 `set_up` (module `setup`) builds the run or resumes it; the decisions of the recipe
@@ -25,6 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,11 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla_eval.results import finite_or_text
+from vla_eval.errors import UsageError
+from vla_eval.locking import output_lock
+from vla_eval.results import clean_leftovers, finite_or_text
 from vla_eval.trainer import checkpoint as ckpt_io
 from vla_eval.trainer.batches import robot_batch, web_batch
 from vla_eval.trainer.config import TrainConfig
-from vla_eval.trainer.distributed import average_gradients
+from vla_eval.trainer.distributed import average_gradients, init_distributed
 from vla_eval.trainer.evaluate import evaluate
 from vla_eval.trainer.losses import action_loss, per_task_losses, web_loss
 from vla_eval.trainer.optim import build_optimizer, optimizer_step, prepare_stage
@@ -45,6 +50,7 @@ from vla_eval.trainer.recipe import Recipe, Stage
 from vla_eval.trainer.run_dir import (
     checkpoint_path,
     config_dict,
+    finished_run,
     save_step_checkpoint,
     write_summary,
 )
@@ -65,6 +71,7 @@ class TrainResult:
     heldout: dict[str, Any]
     findings: list[dict[str, Any]]
     seconds: float
+    already_finished: bool = False
 
 
 class Callback:
@@ -101,9 +108,28 @@ def train(
         progress: show a tqdm bar on stderr.
 
     Returns:
-        A `TrainResult` (final checkpoint, held-out metrics, Diagnose findings).
+        A `TrainResult` (final checkpoint, held-out metrics, Diagnose findings). Resuming
+        a finished run changes nothing and returns its result with ``already_finished``.
+
+    Raises:
+        UsageError: another process is writing `out_dir` (its pid is named), or the
+            folder holds a run of another configuration.
     """
-    run = set_up(config, Path(out_dir), resume, progress, callbacks)
+    out = Path(out_dir)
+    dist = init_distributed()
+    with output_lock(out, "run directory", directory=True) if dist.main else nullcontext():
+        if dist.main:
+            clean_leftovers(out)
+            clean_leftovers(out / "checkpoints")
+        done = finished_run(out, config.steps) if resume else None
+        if done is not None:
+            return _finished(out, config, done)
+        return _train(set_up(config, out, resume, progress, callbacks))
+
+
+def _train(run: Run) -> TrainResult:
+    """The loop over the stages and their steps, from `run.start_step` to the end."""
+    config = run.config
     step = run.start_step
     for stage, start, end in _stage_spans(run.recipe, config.steps):
         if step >= end:
@@ -153,6 +179,11 @@ def _begin_stage(run: Run, stage: Stage, start: int, end: int, step: int) -> tup
     elif run.state is not None:  # resuming at a stage boundary: only the randomness
         ckpt_io.restore_rng(run.state["rng"], run.rng)
     run.state = None
+    if run.diag is not None and step == start:  # a resumed Diagnose already knows its stage
+        trainable = ("lora",) if stage.lora else stage.trainable
+        run.diag.new_stage(
+            stage.name, lr=stage.lr, trainable=list(trainable), web_ratio=stage.web_ratio
+        )
     return optimizer, scheduler
 
 
@@ -302,7 +333,20 @@ def _save(run: Run, step: int, stage: Stage, optimizer: Any, scheduler: Any) -> 
         config=run.config,
         rng=run.rng,
         vocab=run.data.robot.vocab,
+        diagnose=run.diag.state_dict() if run.diag is not None else None,
     )
+
+
+def _finished(out: Path, config: TrainConfig, done: dict[str, Any]) -> TrainResult:
+    """The result of a run that had already finished (nothing is written)."""
+    summary = done["run"]
+    if summary.get("config") != config_dict(config):
+        raise UsageError(f"{out} holds a finished run of a different configuration")
+    loss = summary.get("final_loss")
+    return TrainResult(
+        out, done["checkpoint"], config.steps, None if loss is None else float(loss),
+        summary.get("heldout") or {}, done["findings"], 0.0, already_finished=True,
+    )  # fmt: skip
 
 
 def _finish(run: Run) -> TrainResult:

@@ -12,6 +12,7 @@ from vla_eval.diagnose.detectors.base import (
     Detector,
     DetectorSet,
     Latch,
+    LoopContext,
     Signals,
     TaskErrorStats,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "DetectorSet",
     "GradientExplosion",
     "Latch",
+    "LoopContext",
     "ModeCollapse",
     "Overfitting",
     "Signals",

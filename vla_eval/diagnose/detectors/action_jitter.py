@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from vla_eval.diagnose.detectors.base import Detector, Latch, Signals
+from vla_eval.diagnose.detectors.trend import LossTrend, TrendVerdict
 from vla_eval.diagnose.findings import Finding
 from vla_eval.formatting import number, pct
 
@@ -70,6 +71,12 @@ class ActionJitter(Detector):
     averages the zigzag of jerky demonstrations, then hops between its modes when
     executed, so the demonstrations are worth flagging before the robot vibrates.
 
+    Predicted chunks that zig-zag around smooth targets while the loss has not
+    levelled off (still falling by ``plateau`` per ``trend_window`` steps, or less than
+    ``min_drop`` below where the stage started; the held-out loss decides when eval
+    passes report it) are reported as ``under_training`` instead: the model has not
+    learned the chunks yet, and smoothing would hide that.
+
     Attributes:
         scr_threshold: sign-change rate of consecutive steps that counts as jitter.
         abs_jerk: mean |second difference| in units of the action spread that trips.
@@ -78,6 +85,9 @@ class ActionJitter(Detector):
         rel_eps: steps smaller than this share of the spread count as standing still.
         judge_targets: also flag jittery target chunks (the training data).
         warmup_steps: training steps before which predictions are not judged.
+        trend_window: training steps per block of the loss trend.
+        plateau: relative drop per block (or eval) below which the loss has levelled off.
+        min_drop: relative drop since the stage began below which the loss barely moved.
         patience: consecutive tripped training checks needed to fire.
         rearm_after: consecutive clear checks after which it can fire again.
     """
@@ -90,14 +100,26 @@ class ActionJitter(Detector):
     rel_eps: float = 0.05
     judge_targets: bool = True
     warmup_steps: int = 200
+    trend_window: int = 50
+    plateau: float = 0.05
+    min_drop: float = 0.2
     patience: int = 3
     rearm_after: int = 10
     _latch: Latch = field(init=False, repr=False)
+    _under_latch: Latch = field(init=False, repr=False)
     _rollout_latch: Latch = field(init=False, repr=False)
+    _trend: LossTrend = field(init=False, repr=False)
+    _losses_seen: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._latch = Latch(self.patience, self.rearm_after)
+        self._under_latch = Latch(self.patience, self.rearm_after)
         self._rollout_latch = Latch(1, 1)
+        self.new_stage()
+
+    def new_stage(self) -> None:
+        """A new stage (other LR, other trainable parts) starts a new loss trend."""
+        self._trend = LossTrend(self.trend_window, self.plateau, self.min_drop)
 
     def _tripped(self, scr: float, jerk: float, ref_jerk: float | None) -> bool:
         if scr < self.scr_threshold:
@@ -107,6 +129,9 @@ class ActionJitter(Detector):
 
     def update(self, signals: Signals) -> Finding | None:
         """Judge predicted chunks (training) or rollout actions (evaluation)."""
+        self._trend.add_loss(signals.loss)
+        self._trend.add_heldout(signals.heldout_loss)
+        self._losses_seen = self._losses_seen or self._trend.known()
         if signals.rollout_actions is not None:
             return self._update_rollouts(signals)
         pred, target = signals.pred_actions, signals.target_actions
@@ -119,9 +144,10 @@ class ActionJitter(Detector):
         t_scr, t_jerk = roughness(target.astype(np.float64), scale, self.rel_eps)
         targets_jitter = t_scr >= self.scr_threshold and t_jerk >= self.abs_jerk
         preds_jitter = self._tripped(p_scr, p_jerk, t_jerk)
-        # one latch for both causes: jittery data and a policy copying it are one episode
-        if not self._latch.update(preds_jitter or (self.judge_targets and targets_jitter)):
-            return None
+        smooth_targets = preds_jitter and not targets_jitter
+        if smooth_targets and self._losses_seen and not self._trend.known():
+            return None  # a new stage: wait until its loss trend says which it is
+        trend = self._trend.verdict() if smooth_targets else None
         chunk = pred.shape[1]
         evidence = {
             "sign_change_rate": p_scr,
@@ -130,6 +156,12 @@ class ActionJitter(Detector):
             "target_jerk": t_jerk,
             "chunk": chunk,
         }
+        if self._under_latch.update(trend is not None):
+            return self._under_training(signals, trend, evidence)
+        # one latch for both causes: jittery data and a policy copying it are one episode
+        jitter = (preds_jitter and trend is None) or (self.judge_targets and targets_jitter)
+        if not self._latch.update(jitter):
+            return None
         if not preds_jitter:
             message = (
                 "the training target chunks jitter: they reverse direction on "
@@ -165,6 +197,36 @@ class ActionJitter(Detector):
                 "moving average with weight 0.5)."
             )
         return self._finding(signals, "warning", message, fix, evidence)
+
+    def _under_training(self, signals: Signals, trend: TrendVerdict, evidence: dict) -> Finding:
+        """Zig-zag chunks of a model whose loss has not levelled off yet."""
+        p_scr, t_scr = evidence["sign_change_rate"], evidence["target_sign_change_rate"]
+        if trend.reason == "falling":
+            how = f"is still falling ({number(trend.before, 3)} -> {number(trend.now, 3)} since"
+            how += " the previous eval)" if trend.signal == "held-out" else " the previous block)"
+        else:
+            how = (
+                f"has barely moved since the stage began ({number(trend.before, 3)} -> "
+                f"{number(trend.now, 3)})"
+            )
+        message = (
+            f"predicted action chunks reverse direction on {pct(p_scr, digits=None)} of steps "
+            f"(targets: {pct(t_scr, digits=None)}) while the {trend.signal} loss {how}: the "
+            "model has not learned the chunks yet; this is under-training, not jitter."
+        )
+        context = self.context
+        fix = (
+            f"train longer, or {context.lr_text(signals.lr, 10)} for "
+            f"{context.trainable_text()}; judge jitter again once the loss has levelled off "
+            "(smoothing or larger chunks would only hide an unlearned policy)."
+        )
+        evidence |= {
+            "trend": trend.reason,
+            "loss_signal": trend.signal,
+            "loss_before": trend.before,
+            "loss_now": trend.now,
+        }
+        return Finding("under_training", signals.step, "warning", message, fix, evidence)
 
     def _update_rollouts(self, signals: Signals) -> Finding | None:
         seqs = [np.asarray(a, dtype=np.float64) for a in signals.rollout_actions or ()]

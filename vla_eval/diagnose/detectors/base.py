@@ -53,6 +53,8 @@ class Signals:
             distribution has begun to follow the input.
         task_errors: task -> (n, sum, sum of squares or None) of per-sample errors.
         heldout_loss: loss on held-out demonstrations (eval pass).
+        heldout_task_loss: task -> held-out loss of that task (eval pass).
+        heldout_task_accuracy: task -> held-out accuracy in [0, 1] (eval pass).
         train_loss: training loss reported with an eval pass (else the mean of
             the step losses since the previous eval is used).
         web_loss: vision-language (web) loss from an eval pass.
@@ -75,6 +77,8 @@ class Signals:
     task_errors: Mapping[str, TaskErrorStats] | None = None
     heldout_loss: float | None = None
     train_loss: float | None = None
+    heldout_task_loss: Mapping[str, float] | None = None
+    heldout_task_accuracy: Mapping[str, float] | None = None
     web_loss: float | None = None
     web_accuracy: float | None = None
     web_examples: int | None = None
@@ -117,15 +121,55 @@ class Latch:
         return False
 
 
+@dataclass(frozen=True)
+class LoopContext:
+    """What the training loop already does, so a fix says what to change relative to it.
+
+    Attributes:
+        stage: name of the current training stage (None: one stage).
+        lr: the stage's base (peak) learning rate, before warmup and decay.
+        clip: the gradient-norm clipping threshold the loop applies (None: no clipping).
+        web_ratio: share of web (vision-language) examples in the training batches.
+        temperature: the task-sampling temperature the loop uses (1: proportional).
+        trainable: what trains in this stage (parameter-name prefixes or a phrase).
+    """
+
+    stage: str | None = None
+    lr: float | None = None
+    clip: float | None = None
+    web_ratio: float | None = None
+    temperature: float | None = None
+    trainable: tuple[str, ...] | None = None
+
+    def lr_text(self, lr: float | None, factor: float) -> str:
+        """`lr_change` against the stage's base LR when known, else against ``lr``."""
+        if not finite(self.lr):
+            return lr_change(lr, factor)
+        where = f"stage '{self.stage}' " if self.stage else ""
+        return lr_change(self.lr, factor, label=f"{where}base LR")
+
+    def trainable_text(self) -> str:
+        """ "the trainable part (action_head, lora)" or "the trainable part"."""
+        names = ", ".join(self.trainable or ())
+        return f"the trainable part ({names})" if names else "the trainable part"
+
+
 def finite(x: float | None) -> bool:
     """Whether ``x`` is a number that is neither NaN nor infinite."""
     return x is not None and math.isfinite(x)
 
 
-def lr_change(lr: float | None, factor: float) -> str:
-    """ "halve the LR (1e-3 -> 5e-4)" style text."""
-    word = {0.5: "halve the LR", 0.1: "cut the LR 10x"}.get(factor, f"scale the LR by {factor}")
-    return f"{word} ({number(lr)} -> {number(lr * factor)})" if finite(lr) else word
+def lr_change(lr: float | None, factor: float, label: str = "") -> str:
+    """ "halve the LR (1e-3 -> 5e-4)" style text; ``label`` names the LR quoted.
+
+    >>> lr_change(2e-5, 10, label="stage 'robot' base LR")
+    "raise the LR 10x (stage 'robot' base LR 2.0e-5 -> 2.0e-4)"
+    """
+    word = {0.5: "halve the LR", 0.1: "cut the LR 10x", 10: "raise the LR 10x"}.get(
+        factor, f"scale the LR by {factor}"
+    )
+    label = f"{label} " if label else ""
+    return f"{word} ({label}{number(lr)} -> {number(lr * factor)})" if finite(lr) else word
 
 
 def above(ratio: float) -> str:
@@ -137,10 +181,15 @@ class Detector:
     """Base of the detectors: thresholds are the dataclass fields given to __init__."""
 
     symptom: ClassVar[str]
+    # what the loop already does; the `DetectorSet` sets it on every detector
+    context: LoopContext = LoopContext()
 
     def update(self, signals: Signals) -> Finding | None:  # pragma: no cover - interface
         """Observe one record; return a Finding when a new episode of the symptom starts."""
         raise NotImplementedError
+
+    def new_stage(self) -> None:
+        """Re-baseline at a training-stage boundary (default: keep everything)."""
 
     def thresholds(self) -> dict[str, Any]:
         """The settable fields and their current values."""
@@ -170,6 +219,13 @@ class DetectorSet:
         self.detectors = list(detectors)
         self.fixes = fixes
         self.findings: list[Finding] = []
+
+    def set_context(self, context: LoopContext, new_stage: bool = False) -> None:
+        """Tell every detector what the loop does; ``new_stage`` re-baselines them."""
+        for detector in self.detectors:
+            detector.context = context
+            if new_stage:
+                detector.new_stage()
 
     def feed(self, signals: Signals) -> list[Finding]:
         """Run every detector on one record; return (and keep) the new findings."""

@@ -93,10 +93,8 @@ class CatastrophicForgetting(Detector):
             since.append(ref_acc[0])
         message = "; ".join(parts) + ": vision-language ability is being forgotten."
         rollback = [s for s in since if s is not None]
-        fix = (
-            "keep web data in the mix (co-train robot:web 50:50 or 80:20 instead of robot "
-            "only), or fine-tune with LoRA / freeze the language backbone"
-            + (f"; the step-{min(rollback)} checkpoint still has it." if rollback else ".")
+        fix = _mix_fix(self.context.web_ratio) + (
+            f"; the step-{min(rollback)} checkpoint still has it." if rollback else "."
         )
         evidence = {
             "web_loss": loss,
@@ -105,3 +103,20 @@ class CatastrophicForgetting(Detector):
             "reference_web_accuracy": None if ref_acc is None else ref_acc[1],
         }
         return self._finding(signals, "warning", message, fix, evidence)
+
+
+def _mix_fix(web_ratio: float | None) -> str:
+    """The remedy, relative to the web share the loop already mixes in (if known)."""
+    lora = "fine-tune with LoRA / freeze the language backbone"
+    if web_ratio is None:
+        return (
+            "keep web data in the mix (co-train robot:web 50:50 or 80:20 instead of robot "
+            f"only), or {lora}"
+        )
+    if web_ratio <= 0:
+        return f"put web data back in the mix (robot:web 80:20 or 50:50), or {lora}"
+    more = min(1.0, max(web_ratio + 0.2, 1.5 * web_ratio))
+    return (
+        f"the loop already mixes {pct(web_ratio, digits=None)} web data: raise it to "
+        f"{pct(more, digits=None)}, or {lora}"
+    )

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from vla_eval.diagnose.detectors.base import Detector, Latch, Signals, lr_change
+from vla_eval.diagnose.detectors.base import Detector, Latch, Signals
 from vla_eval.diagnose.findings import Finding
 from vla_eval.formatting import number, pct
 
@@ -137,7 +137,7 @@ class ModeCollapse(Detector):
                 f"average (targets' most common bin: {pct(t_top, digits=None)})."
             )
         fix = (
-            f"{lr_change(signals.lr, 0.1)} and add noise: Gaussian action noise with std "
+            f"{self.context.lr_text(signals.lr, 0.1)} and add noise: Gaussian action noise with std "
             f"about 0.1x the target spread ({number(0.1 * t_std, 3)}) or input augmentation; "
             "check that the action head is trainable and sees the observation features."
         )

@@ -43,6 +43,10 @@ class Overfitting(Detector):
     def __post_init__(self) -> None:
         self._latch = Latch(self.patience, self.rearm_after)
 
+    def new_stage(self) -> None:
+        """Another stage trains on other data: its held-out loss starts a new best."""
+        self._best = None
+
     def update(self, signals: Signals) -> Finding | None:
         """Accumulate step losses; judge at records that carry a held-out loss."""
         if signals.heldout_loss is None:

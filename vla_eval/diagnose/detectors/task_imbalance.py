@@ -66,18 +66,25 @@ class TaskImbalance(Detector):
     min_samples: float = 8.0
     min_z: float = 3.0
     decay: float = 0.98
-    temperatures: tuple[float, ...] = (2.0, 5.0)
+    temperatures: tuple[float, ...] = (2.0, 5.0, 10.0)
     task_counts: Mapping[str, float] | None = None
     patience: int = 3
     rearm_after: int = 10
+    heldout_gap: float = 0.1
     _stats: dict = field(default_factory=dict, init=False, repr=False)
+    _failed: list = field(default_factory=list, init=False, repr=False)
     _latch: Latch = field(init=False, repr=False)
+    _heldout_latch: Latch = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._latch = Latch(self.patience, self.rearm_after)
+        self._heldout_latch = Latch(1, 1)
 
     def update(self, signals: Signals) -> Finding | None:
-        """Accumulate one step's per-task errors and judge them."""
+        """Accumulate one step's per-task errors and judge them; judge an eval pass's
+        per-task held-out loss or accuracy."""
+        if signals.heldout_task_loss or signals.heldout_task_accuracy:
+            return self._update_heldout(signals)
         if not signals.task_errors:
             return None
         for stats in self._stats.values():
@@ -140,26 +147,88 @@ class TaskImbalance(Detector):
         se = math.sqrt(vr[0] / vr[1] + var_c / nc)
         return math.inf if se == 0 else (err_r - err_c) / se
 
+    def _shares(self) -> dict[str, float]:
+        """Each task's share of the recent training samples."""
+        n = {t: st[0] for t, st in self._stats.items()}
+        total = sum(n.values())
+        return {t: v / total for t, v in n.items()} if total > 0 else {}
+
+    def _update_heldout(self, signals: Signals) -> Finding | None:
+        """Rare tasks whose held-out loss (or error rate) is far above common tasks'.
+
+        A rare task's training error can look fine while its few demonstrations are
+        memorised; its held-out error shows the imbalance. Rare and common are judged
+        from the dataset counts when given, else from the observed sampling shares.
+        """
+        by_loss = signals.heldout_task_loss or {}
+        by_acc = signals.heldout_task_accuracy or {}
+        errors = {t: v for t, v in by_loss.items() if math.isfinite(v)}
+        kind = "loss"
+        if len(errors) < 2:
+            errors, kind = {t: 1.0 - a for t, a in by_acc.items() if math.isfinite(a)}, "error rate"
+        share = _normalised(self.task_counts) if self.task_counts else self._shares()
+        share = {t: share[t] for t in errors if t in share}
+        verdict = _heldout_verdict(errors, share, self.rare_share, self.error_ratio)
+        if verdict is not None and kind == "error rate":
+            task, _, err_r, err_c, _ = verdict
+            verdict = verdict if err_r - err_c >= self.heldout_gap else None
+        if not self._heldout_latch.update(verdict is not None):
+            return None
+        task, ratio, err_r, err_c, common = verdict
+        train = self._train_ratio(task, common)
+        hidden = (
+            f"; its training error is only {number(train)}x theirs, so its few "
+            "demonstrations are being memorised"
+            if train is not None and train < self.error_ratio
+            else ""
+        )
+        what = "of the demonstrations" if self.task_counts else "of the samples"
+        shares = "" if task not in share else f" ({task}: {pct(share[task], digits=None)} {what})"
+        message = (
+            f"rare tasks lag on held-out data: {task} held-out {kind} {number(err_r, 3)} is "
+            f"{number(ratio)}x the common tasks' {number(err_c, 3)} ({', '.join(common)})"
+            f"{shares}{hidden}."
+        )
+        evidence = {
+            "task": task,
+            "heldout_error": err_r,
+            "common_heldout_error": err_c,
+            "ratio": ratio,
+            "train_ratio": train,
+            "signal": f"held-out {kind}",
+            "common_tasks": common,
+        }
+        return self._finding_with_fix(signals, task, message, evidence, share)
+
+    def _train_ratio(self, task: str, common: list[str]) -> float | None:
+        stats = self._stats
+        if task not in stats or not all(t in stats for t in common) or stats[task][0] <= 0:
+            return None
+        nc = sum(stats[t][0] for t in common)
+        if nc <= 0:
+            return None
+        err_c = sum(stats[t][1] for t in common) / nc
+        return (stats[task][1] / stats[task][0]) / max(err_c, 1e-12)
+
+    def _current_temperature(self) -> float:
+        """The temperature the loop samples with, in the units of the fix's counts."""
+        if not self.task_counts:
+            return 1.0  # the fix is computed from the shares the loop already samples
+        t = self.context.temperature
+        return 1.0 if t is None else float(t)
+
+    def _suggestions(self) -> list[float]:
+        """Temperatures above the current one and above every one that already failed."""
+        tried = max([self._current_temperature(), *self._failed])
+        ahead = [t for t in self.temperatures if t > tried]
+        return ahead or ([] if math.isinf(tried) else [math.inf])
+
     def _report(self, signals, task, ratio, err_r, z, err_c, common, rare, share) -> Finding:
-        counts = dict(self.task_counts) if self.task_counts else share
-        source = "dataset counts" if self.task_counts else "observed sampling shares"
-        now = temperature_probabilities(counts, 1.0)
         message = (
             f"rare tasks lag: {task} error {number(err_r, 3)} is {number(ratio)}x the common "
             f"tasks' {number(err_c, 3)} ({', '.join(common)}); {task} gets "
             f"{pct(share[task], digits=None)} of the samples, "
             f"{', '.join(f'{t} {pct(share[t], digits=None)}' for t in common)}."
-        )
-        options = []
-        for temp in self.temperatures:
-            p = temperature_probabilities(counts, temp)
-            label = "inf" if math.isinf(temp) else number(temp)
-            options.append(f"T={label} gives {_shares_text(p)}")
-        fix = (
-            f"sample tasks with temperature, p ~ n^(1/T) (from {source}; T=1 is now: "
-            f"{_shares_text(now)}): try {options[0]}"
-            + (f"; if {task} still lags, {'; '.join(options[1:])}" if len(options) > 1 else "")
-            + ". Per-sample weight n_task^(1/T - 1) does the same with a weighted sampler."
         )
         evidence = {
             "task": task,
@@ -170,6 +239,81 @@ class TaskImbalance(Detector):
             "shares": share,
             "rare_tasks": rare,
             "common_tasks": common,
-            "suggested_temperature": self.temperatures[0] if self.temperatures else None,
         }
+        return self._finding_with_fix(signals, task, message, evidence, share)
+
+    def _finding_with_fix(self, signals, task, message, evidence, share) -> Finding:
+        """The finding with a fix suggesting temperatures the run has not shown to fail."""
+        counts = dict(self.task_counts) if self.task_counts else share
+        source = "dataset counts" if self.task_counts else "observed sampling shares"
+        if not counts:
+            fix = (
+                f"sample {task} more often (temperature sampling, p ~ n^(1/T) with T > 1); "
+                "pass task_counts= to Diagnose, or per-task losses to step(), for the shares "
+                "each temperature gives."
+            )
+            return self._finding(signals, "warning", message, fix, evidence)
+        current = self._current_temperature()
+        temps = self._suggestions()
+        self._failed.append(current)
+        label = _t_label(current)
+        now = f"T={label} is now: {_shares_text(temperature_probabilities(counts, current))}"
+        failed = sorted({t for t in self._failed if t != current})
+        if failed:
+            now += f"; T={', '.join(_t_label(t) for t in failed)} already failed"
+        options = [
+            f"T={_t_label(t)} gives {_shares_text(temperature_probabilities(counts, t))}"
+            for t in temps
+        ]
+        if options:
+            fix = (
+                f"sample tasks with a higher temperature, p ~ n^(1/T) (from {source}; {now}): "
+                f"try {options[0]}"
+                + (f"; if {task} still lags, {'; '.join(options[1:])}" if len(options) > 1 else "")
+                + ". Per-sample weight n_task^(1/T - 1) does the same with a weighted sampler."
+            )
+        else:
+            fix = (
+                f"sampling is already uniform over tasks ({now}): oversample {task} beyond "
+                "uniform (a per-sample weight above 1) and collect more demonstrations of it."
+            )
+        evidence["temperature"] = current
+        evidence["suggested_temperature"] = temps[0] if temps else None
         return self._finding(signals, "warning", message, fix, evidence)
+
+
+def _t_label(t: float) -> str:
+    return "inf" if math.isinf(t) else number(t)
+
+
+def _normalised(counts: Mapping[str, float]) -> dict[str, float]:
+    total = float(sum(counts.values()))
+    return {str(t): float(v) / total for t, v in counts.items()}
+
+
+def _heldout_verdict(
+    errors: Mapping[str, float], share: Mapping[str, float], rare_share: float, ratio_needed: float
+) -> tuple | None:
+    """(task, ratio, its error, common error, common tasks) of the worst lagging task.
+
+    With shares, rare tasks (share below ``rare_share / k``) are compared with common
+    ones (share at least ``1 / k``); without them, each task with the others' median.
+    """
+    k = len(errors)
+    if len(share) == k and k >= 2:
+        common = [t for t in errors if share[t] >= 1.0 / k]
+        candidates = [t for t in errors if share[t] < rare_share / k]
+    else:
+        common, candidates = None, list(errors)
+    worst = None
+    for t in candidates:
+        others = common if common is not None else [o for o in errors if o != t]
+        if not others:
+            continue
+        err_c = sorted(errors[o] for o in others)[len(others) // 2]
+        if common is not None:
+            err_c = sum(errors[o] for o in others) / len(others)
+        ratio = errors[t] / max(err_c, 1e-12)
+        if ratio >= ratio_needed and (worst is None or ratio > worst[1]):
+            worst = (t, ratio, errors[t], err_c, others)
+    return worst

@@ -37,17 +37,15 @@ def save_dataset(path: str | Path, dataset: DemoDataset | WebDataset) -> Path:
 
 def load_dataset(path: str | Path) -> DemoDataset | WebDataset:
     """Read a dataset written by `save_dataset` (``allow_pickle=False``: nothing executes)."""
+    from vla_eval.inputs import read_npz
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UsageError(f"no dataset file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except ValueError as e:
-        raise DataError(f"{path}: not a plain-array dataset ({e})") from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
-    schema = str(arrays.pop("schema", ""))
+    # A regular .npz only; headers checked before allocating; object arrays refused.
+    arrays = read_npz(path, str(path))
+    schema = arrays.pop("schema", np.array(""))
+    schema = str(schema) if schema.dtype.kind == "U" and schema.ndim == 0 else repr(schema)
     cls = {DEMOS_SCHEMA: DemoDataset, WEB_SCHEMA: WebDataset}.get(schema)
     if cls is None:
         raise DataError(
