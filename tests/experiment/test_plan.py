@@ -27,8 +27,10 @@ def dry(capsys, name: str, *extra: str) -> dict:
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_dry_run_lists_every_variant_with_its_settings(capsys, name) -> None:
     plan = dry(capsys, name)
-    assert [r["variant"] for r in plan["runs"]] == EXPERIMENTS[name]
-    assert sum(r["baseline"] for r in plan["runs"]) == 1
+    per_variant = 3 if name == "temperature_sweep" else 1  # its three training seeds
+    expected = [v for v in EXPERIMENTS[name] for _ in range(per_variant)]
+    assert [r["variant"] for r in plan["runs"]] == expected
+    assert sum(r["baseline"] for r in plan["runs"]) == per_variant
     base = load_protocol(PROTOCOLS / "quickstart.toml").train
     for run in plan["runs"]:
         assert run["steps"] == base.steps  # every variant inherits the quickstart's length
@@ -42,7 +44,8 @@ def test_dry_run_lists_every_variant_with_its_settings(capsys, name) -> None:
 def test_temperature_sweep_values(capsys) -> None:
     plan = dry(capsys, "temperature_sweep")
     temps = [r["train"]["sampling"]["temperature"] for r in plan["runs"]]
-    assert temps == [0.5, 1.0, 2.0, 5.0, "inf"]
+    assert temps == [t for t in [0.5, 1.0, 2.0, 5.0, "inf"] for _ in range(3)]
+    assert [r["seed"] for r in plan["runs"]] == [0, 1, 2] * 5
     # the sweep's own, stronger imbalance overrides the quickstart's counts
     assert plan["runs"][0]["train"]["data"]["counts"]["pour"] == 30
 

@@ -35,7 +35,7 @@ def _run(capsys, name: str, out: Path, *extra: str) -> dict:
 
 
 def _check_result(result: dict, name: str, out: Path) -> None:
-    assert result["schema"] == "vla-eval/experiment/1" and result["kind"] == name
+    assert result["kind"] == name
     assert [v["name"] for v in result["variants"]] == EXPERIMENTS[name]
     assert set(result["comparisons"]) == set(EXPERIMENTS[name]) - {result["baseline"]}
     for c in result["comparisons"].values():
@@ -55,6 +55,7 @@ def test_smallest_setting_trains_every_variant_and_resumes(tmp_path, capsys) -> 
     out = tmp_path / name
     result = _run(capsys, name, out)
     _check_result(result, name, out)
+    assert result["schema"] == "vla-eval/experiment/1"  # no seeds: the version-1 result
     for i, variant in enumerate(EXPERIMENTS[name], 1):
         run = json.loads((variant_dir(out, i, variant) / "train" / "run.json").read_text())
         assert run["steps"] == 24  # trained here, at the --smoke size
@@ -68,6 +69,17 @@ def test_smallest_setting_trains_every_variant_and_resumes(tmp_path, capsys) -> 
 @pytest.mark.parametrize("name", ["data_mix", "temperature_sweep"])
 def test_experiment_evaluates_compares_and_reports(tmp_path, capsys, smoke_run, name) -> None:
     out = tmp_path / name
+    seeds = ["seed-0", "seed-1"] if name == "temperature_sweep" else [""]  # --smoke: 2 seeds
     for i, variant in enumerate(EXPERIMENTS[name], 1):
-        shutil.copytree(smoke_run, variant_dir(out, i, variant) / "train")
-    _check_result(_run(capsys, name, out, "--resume"), name, out)
+        for seed in seeds:
+            shutil.copytree(smoke_run, variant_dir(out, i, variant) / seed / "train")
+    result = _run(capsys, name, out, "--resume")
+    _check_result(result, name, out)
+    if seeds == [""]:  # a protocol without seeds: the experiment of old, nothing added
+        assert result["schema"] == "vla-eval/experiment/1"
+        assert result["provenance"]["seeds"] == {"train": 0, "online": "0..trials-1"}
+        assert not any("runs" in v for v in result["variants"])
+        assert not any("runs" in c for c in result["comparisons"].values())
+    else:
+        assert result["schema"] == "vla-eval/experiment/2"
+        assert all(v["runs"]["seeds"] == [0, 1] for v in result["variants"])

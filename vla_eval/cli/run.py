@@ -12,7 +12,8 @@ from vla_eval.cli.common import output_dir, print_json
 NAME = "run"
 HELP = "run an experiment: train each variant, evaluate, compare against the baseline"
 DESCRIPTION = (
-    "Run a protocol's experiment: every variant is trained with the recipe, "
+    "Run a protocol's experiment: every variant is trained with the recipe (once per "
+    "seed when the protocol lists seeds), "
     "scored offline and online (same seeds for every variant), and compared with the "
     "baseline (paired tests, Wilson and Newcombe intervals). Resumable."
 )
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             for spec in plan["runs"]:
                 mark = " (baseline)" if spec["baseline"] else ""
+                if "seed" in spec:
+                    mark += f", seed {spec['seed']}"
                 print(
                     f"{spec['variant']}{mark}: {spec['steps']} steps, {spec['trials']} trials "
                     f"per task and split; sets {spec['set'] or 'nothing'}"

@@ -82,12 +82,56 @@ def format_markdown(result: dict[str, Any]) -> str:
         "web VQA accuracy | loss spikes | findings |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
+    if any("runs" in v for v in result["variants"]):
+        lines[-2:-2] = ["Each variant's first training seed; all seeds: *Training seeds*.", ""]
     lines += [_variant_row(v, result["baseline"]) for v in result["variants"]]
+    if any("runs" in v for v in result["variants"]):
+        lines += _seeds_section(result)
     lines += ["", f"## Against the baseline ({result['baseline']}), paired on seeds", ""]
+    if any("runs" in v for v in result["variants"]):
+        lines += ["Episode-level comparison of each variant's first training seed.", ""]
     for name, c in result["comparisons"].items():
         lines.append(f"- **{name}**: {c['pairs'][0]['verdict']}")
     lines += ["", "## Figures", ""] + [f"![{p}]({p})" for p in result["figures"]]
     return "\n".join(lines) + "\n"
+
+
+def _seeds_section(result: dict[str, Any]) -> list[str]:
+    """Training seeds: mean and IQM over runs x tasks (two-level bootstrap), the share
+    of the spread that is seeds, and the probability of improvement over the baseline."""
+    lines = [
+        "",
+        "## Training seeds",
+        "",
+        "Every variant trained once per seed; rates over runs x (task, split), 95% intervals "
+        "from a two-level bootstrap (training runs, then episodes).",
+        "",
+        "| variant | runs | mean success (95% CI) | IQM (95% CI) | spread: seeds / episodes "
+        f"| P(beats {result['baseline']}) (95% CI) |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for v in result["variants"]:
+        r = v["runs"]
+        mean, iqm, sp = r["mean"], r["iqm"], r["spread"]
+        if sp is None:
+            split = "n/a (one run)"
+        elif sp["seeds"] + sp["episodes"] == 0:
+            split = "none (every run scored the same)"
+        else:
+            split = f"{pct(sp['seed_share'])} seeds / {pct(1 - sp['seed_share'])} episodes"
+        c = result["comparisons"].get(v["name"])
+        poi = "baseline"
+        if c is not None:
+            p = c["runs"]["probability_of_improvement"]
+            poi = f"{p['estimate']:.2f} ({p['lower']:.2f}–{p['upper']:.2f})"
+        lines.append(
+            f"| {v['name']} | {len(r['seeds'])} | {_ci(mean)} | {_ci(iqm)} | {split} | {poi} |"
+        )
+    return lines
+
+
+def _ci(r: dict[str, Any]) -> str:
+    return f"{pct(r['estimate'])} ({pct(r['lower'])}–{pct(r['upper'])})"
 
 
 def _variant_row(v: dict[str, Any], baseline: str) -> str:

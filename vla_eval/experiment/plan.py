@@ -12,17 +12,34 @@ from typing import Any
 
 from vla_eval.config import from_dict, to_dict
 from vla_eval.errors import UsageError
-from vla_eval.experiment.config import SCHEMA, SMOKE, SMOKE_TRIALS, ExperimentConfig, Variant
+from vla_eval.experiment.config import (
+    SCHEMA,
+    SCHEMA_SEEDS,
+    SMOKE,
+    SMOKE_SEEDS,
+    SMOKE_TRIALS,
+    ExperimentConfig,
+    Variant,
+)
 from vla_eval.results import to_jsonable
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """A variant made concrete: its training config and evaluation settings."""
+    """A variant made concrete: its training config and evaluation settings.
+
+    Attributes:
+        variant: the arm; index: its position among the variants, from 1.
+        train: its TrainConfig; trials: online episodes per (task, split).
+        seed: the training seed of this run when the variant has a list of seeds,
+            None for the one run of a variant without (it keeps ``train.seed``).
+    """
 
     variant: Variant
     train: Any  # TrainConfig
     trials: int
+    index: int = 1
+    seed: int | None = None
 
 
 def experiment_of(protocol: Any, source: str) -> ExperimentConfig:
@@ -45,7 +62,8 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any, where: str) -> None:
 
 
 def plan_runs(protocol: Any, source: str, smoke: bool = False) -> list[RunSpec]:
-    """Every variant's training config: base [train], then --smoke, then the variant."""
+    """Every run's training config: base [train], then --smoke, then the variant, then
+    the run's seed (one run per seed of a variant with seeds; --smoke keeps two)."""
     from vla_eval.trainer.config import TrainConfig
 
     exp = experiment_of(protocol, source)
@@ -59,25 +77,34 @@ def plan_runs(protocol: Any, source: str, smoke: bool = False) -> list[RunSpec]:
         for key, value in variant.set.items():
             _set_dotted(tree, key, value, f"{source}: experiment.variants[{i}].set")
         tree["name"] = variant.name
-        train = from_dict(TrainConfig, tree, f"{source} (variant {variant.name})", prefix="train")
-        specs.append(RunSpec(variant, train, SMOKE_TRIALS if smoke else protocol.evaluate.trials))
+        trials = SMOKE_TRIALS if smoke else protocol.evaluate.trials
+        seeds = exp.seeds_of(variant)[: SMOKE_SEEDS if smoke else None]
+        for seed in seeds or (None,):
+            if seed is not None:
+                tree["seed"] = seed
+            where = f"{source} (variant {variant.name})"
+            train = from_dict(TrainConfig, tree, where, prefix="train")
+            specs.append(RunSpec(variant, train, trials, i + 1, seed))
     return specs
 
 
 def dry_run(protocol: Any, source: str, smoke: bool = False) -> dict[str, Any]:
-    """``{"runs": [...]}``: each run's variant and the settings it changes, nothing trained."""
+    """``{"runs": [...]}``: each run's variant (and seed, when variants have seeds) and
+    the settings it changes, nothing trained."""
     exp = experiment_of(protocol, source)
     runs = []
     for spec in plan_runs(protocol, source, smoke):
-        runs.append(
-            {
-                "variant": spec.variant.name,
-                "baseline": spec.variant.name == exp.baseline,
-                "group": spec.variant.group or None,
-                "set": to_jsonable(spec.variant.set),
-                "steps": spec.train.steps,
-                "trials": spec.trials,
-                "train": to_jsonable(to_dict(spec.train)),
-            }
-        )
-    return {"schema": SCHEMA, "experiment": protocol.name, "kind": exp.kind, "runs": runs}
+        run = {
+            "variant": spec.variant.name,
+            "baseline": spec.variant.name == exp.baseline,
+            "group": spec.variant.group or None,
+            "set": to_jsonable(spec.variant.set),
+            "steps": spec.train.steps,
+            "trials": spec.trials,
+            "train": to_jsonable(to_dict(spec.train)),
+        }
+        if exp.seeded:
+            run["seed"] = spec.train.seed
+        runs.append(run)
+    schema = SCHEMA_SEEDS if exp.seeded else SCHEMA
+    return {"schema": schema, "experiment": protocol.name, "kind": exp.kind, "runs": runs}

@@ -15,7 +15,7 @@ from typing import Any
 
 from vla_eval.errors import UsageError
 from vla_eval.experiment.analyse import analyse, stability
-from vla_eval.experiment.config import SCHEMA, ExperimentConfig
+from vla_eval.experiment.config import SCHEMA, SCHEMA_SEEDS, ExperimentConfig
 from vla_eval.experiment.output import format_markdown, plot_experiment
 from vla_eval.experiment.plan import RunSpec, experiment_of, plan_runs
 from vla_eval.results import to_jsonable
@@ -133,21 +133,33 @@ def _run_variants(
     from vla_eval.results import provenance, write_json, write_text
 
     started = time.time()
-    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     for i, spec in enumerate(specs, 1):
         if progress:
-            print(f"[{i}/{len(specs)}] {spec.variant.name}", file=sys.stderr, flush=True)
-        results[spec.variant.name] = train_and_evaluate(
+            seed = "" if spec.seed is None else f" (seed {spec.seed})"
+            print(f"[{i}/{len(specs)}] {spec.variant.name}{seed}", file=sys.stderr, flush=True)
+        folder = run_folder(out, spec)
+        result = train_and_evaluate(
             spec.train,
             protocol.evaluate,
-            variant_dir(out, i, spec.variant.name),
+            folder,
             name=spec.variant.name,
             trials=spec.trials,
             progress=progress,
         )
-    variants, comparisons = compare_variants(exp, specs, results, protocol.evaluate.splits)
+        result["dir"] = folder.relative_to(out).as_posix()
+        result["seed"] = spec.train.seed
+        runs.setdefault(spec.variant.name, []).append(result)
+    first = {name: r[0] for name, r in runs.items()}
+    one_each = [s for s in specs if s.seed is None or s.seed == exp.seeds_of(s.variant)[0]]
+    variants, comparisons = compare_variants(exp, one_each, first, protocol.evaluate.splits)
+    seeds = {"train": protocol.train.seed, "online": "0..trials-1"}
+    if exp.seeded:
+        add_seed_statistics(exp, runs, variants, comparisons, protocol.evaluate.splits)
+        seeds = {**seeds, "train": {v["name"]: v["runs"]["seeds"] for v in variants}}
+        seeds["bootstrap"] = _bootstrap_seed()
     result = {
-        "schema": SCHEMA,
+        "schema": SCHEMA_SEEDS if exp.seeded else SCHEMA,
         "experiment": protocol.name,
         "kind": exp.kind,
         "question": exp.question or protocol.description,
@@ -157,12 +169,50 @@ def _run_variants(
         "comparisons": comparisons,
         "analysis": analyse(exp, variants, comparisons),
         "seconds": time.time() - started,
-        "provenance": provenance(seeds={"train": protocol.train.seed, "online": "0..trials-1"}),
+        "provenance": provenance(seeds=seeds),
     }
     result["figures"] = [p.name for p in plot_experiment(result, out)]
     write_json(out / "experiment.json", result)
     write_text(out / "experiment.md", format_markdown(result))
     return result
+
+
+def _bootstrap_seed() -> int:
+    from vla_eval.experiment.seeds import BOOTSTRAP_SEED
+
+    return BOOTSTRAP_SEED
+
+
+def add_seed_statistics(
+    exp: ExperimentConfig,
+    runs: dict[str, list[dict[str, Any]]],
+    variants: list[dict[str, Any]],
+    comparisons: dict[str, Any],
+    splits: tuple[str, ...],
+) -> None:
+    """Add each variant's ``runs`` block (every training seed's counts, the two-level
+    bootstrap mean and IQM, the seeds/episodes spread) and each comparison's
+    probability of improvement over the baseline, resampling training runs."""
+    from vla_eval import report as rep
+    from vla_eval.episodes import load_episodes
+    from vla_eval.experiment import seeds as sd
+
+    blocks = {}
+    for v in variants:
+        name = v["name"]
+        mine = runs[name]
+        counts = [
+            sd.run_counts(rep.build_report(load_episodes([r["episodes"]]), splits=splits))
+            for r in mine
+        ]
+        columns = sorted(counts[0])
+        run_seeds = [r["seed"] for r in mine]
+        blocks[name] = sd.variant_runs(run_seeds, [r["dir"] for r in mine], counts, columns)
+        v["runs"] = blocks[name]
+    for name, c in comparisons.items():
+        c["runs"] = {
+            "probability_of_improvement": sd.improvement(blocks[name], blocks[exp.baseline])
+        }
 
 
 def compare_variants(
@@ -208,6 +258,13 @@ def variant_dir(out: Path, index: int, name: str) -> Path:
     """The folder of the `index`-th (from 1) variant's run inside the experiment's `out`."""
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return out / f"{index:02d}-{slug}"
+
+
+def run_folder(out: Path, spec: RunSpec) -> Path:
+    """The folder of one run: its variant's folder, and ``seed-N`` inside it when the
+    variant has a list of seeds."""
+    folder = variant_dir(out, spec.index, spec.variant.name)
+    return folder if spec.seed is None else folder / f"seed-{spec.seed}"
 
 
 def _offline_summary(metrics: dict[str, Any]) -> dict[str, Any]:

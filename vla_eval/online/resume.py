@@ -24,7 +24,12 @@ def finished_keys(out: Path, run_id: str, resume: bool) -> set[EpisodeKey]:
     A missing or empty file holds none. A non-empty file needs ``resume`` and must
     hold episodes of this run only; otherwise a UsageError says what to do.
     """
-    done: set[EpisodeKey] = set()
+    return set(finished_outcomes(out, run_id, resume))
+
+
+def finished_outcomes(out: Path, run_id: str, resume: bool) -> dict[EpisodeKey, bool]:
+    """Like `finished_keys`, with each finished episode's success (for stopping rules)."""
+    done: dict[EpisodeKey, bool] = {}
     if not (out.exists() and out.stat().st_size > 0):
         return done
     if not resume:
@@ -43,5 +48,5 @@ def finished_keys(out: Path, run_id: str, resume: bool) -> set[EpisodeKey]:
                 f"run is {run_id!r}: another policy, environment version or setting); "
                 "choose another --out"
             )
-        done.add((ep.task, ep.split, ep.seed))
+        done[(ep.task, ep.split, ep.seed)] = ep.success
     return done

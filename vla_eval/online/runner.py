@@ -7,21 +7,37 @@ only the missing episodes, so the resumed file holds exactly the episodes of an
 uninterrupted run. The episodes file is locked for the whole run
 (`vla_eval.locking.output_lock`): a second run on the same file is refused at once.
 The batches are built one at a time, so memory does not grow with the number of trials.
+With a stopping hook (`StopHook`, e.g. `vla_eval.stats.stopping.Stopper`) the episodes
+are taken round by round (seed 0 of every task, then seed 1, ...) and the hook sees
+each finished batch's outcomes in that order; the run stops after the first batch at
+which it says so, so a stopped run's episodes are a prefix of the full run in that order.
 numpy, tqdm and the package's episodes writer only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vla_eval.envs.base import Env
+from vla_eval.errors import UsageError
 from vla_eval.online.config import OnlineConfig
 from vla_eval.online.output import Progress, env_provenance, episode_record
-from vla_eval.online.resume import finished_keys
+from vla_eval.online.resume import EpisodeKey, finished_outcomes
 from vla_eval.online.rollout import rollout_batch
 from vla_eval.online.work import plan, run_id, shard_batches
+
+
+class StopHook(Protocol):
+    """What a run asks after each finished batch: stop now?"""
+
+    def begin(self, round_size: int) -> None:
+        """Told once, before the first batch: episodes per round (one per (task, split))."""
+
+    def observe(self, outcomes: Iterable[tuple[EpisodeKey, bool]]) -> bool:
+        """The next outcomes in plan order; True stops the run after this batch."""
+        ...
 
 
 def run(
@@ -34,6 +50,7 @@ def run(
     resume: bool = False,
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
+    stop: StopHook | None = None,
 ) -> Path:
     """Roll `policy` out over the planned episodes, appending records to `out`.
 
@@ -48,6 +65,8 @@ def run(
             `out` from a different run is refused.
         shard: (i, N): run only batches i, i + N, i + 2N, ...
         progress: show a progress bar (stderr) with the running success rate per split.
+        stop: a stopping hook: episodes are taken round by round and the run stops
+            after the first batch at which the hook says so. Not with a shard.
 
     Returns:
         The path of the episodes file.
@@ -56,26 +75,32 @@ def run(
     from vla_eval.locking import output_lock
 
     out = Path(out)
-    planned = plan(env, config)
+    if stop is not None and shard != (0, 1):
+        raise UsageError("a stopping rule needs the whole run; it cannot be used with --shard")
+    planned = plan(env, config, "seed" if stop is not None else "task")
     batches = shard_batches(planned, shard)
     rid = run_id(env, config, policy_id or config.policy_name)
     with output_lock(out, "episodes file"):
-        done_keys = finished_keys(out, rid, resume)
+        outcomes = finished_outcomes(out, rid, resume)
         # Only the batches of this shard count (a key of another shard is never re-run).
         positions = batches.positions()
-        mine = {k for k in done_keys if (b := planned.batch_of(k)) is not None and b in positions}
+        mine = {k for k in outcomes if (b := planned.batch_of(k)) is not None and b in positions}
         pending = {planned.batch_of(k) for k in mine}
         bar = Progress(batches.episodes(), len(mine), config.policy_name, progress)
         provenance = env_provenance(env)
+        if stop is not None:
+            stop.begin(len(planned.tasks))
         with EpisodeWriter(out) as writer:
             for position in positions:
                 batch = planned[position]
-                if position in pending and all(w.key in mine for w in batch):
-                    continue  # finished before the interruption
-                for work, result in rollout_batch(env, policy, batch, config):
-                    if work.key in mine:
-                        continue  # finished before the interruption; recomputed identically
-                    writer.write(episode_record(work, result, config, provenance, rid))
-                    bar.add(work.task.split, result["success"])
+                if not (position in pending and all(w.key in mine for w in batch)):
+                    for work, result in rollout_batch(env, policy, batch, config):
+                        if work.key in mine:
+                            continue  # finished before the interruption; recomputed identically
+                        writer.write(episode_record(work, result, config, provenance, rid))
+                        bar.add(work.task.split, result["success"])
+                        outcomes[work.key] = result["success"]
+                if stop is not None and stop.observe((w.key, outcomes[w.key]) for w in batch):
+                    break
         bar.close()
     return out

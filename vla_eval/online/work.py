@@ -14,11 +14,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import overload
+from typing import Literal, overload
 
 from vla_eval.envs.base import Env, Task
 from vla_eval.errors import UsageError
 from vla_eval.online.config import OnlineConfig
+
+#: The order of a plan's episodes: every seed of one task before the next (``task``),
+#: or round by round, one seed of every task at a time (``seed``).
+Order = Literal["task", "seed"]
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,20 @@ class Plan(Sequence[list[Work]]):
     """The full run as fixed batches, built on demand: memory does not grow with `trials`.
 
     Batch ``k`` holds the episodes ``k * batch_size .. (k + 1) * batch_size - 1`` of the
-    list "every chosen task (in order) x seeds 0..trials-1"; only the batch asked for is
-    built, so a run of ten million trials plans in constant memory.
+    list "every chosen task (in order) x seeds 0..trials-1" (``order="seed"``: "seeds
+    0..trials-1 x every chosen task"); only the batch asked for is built, so a run of
+    ten million trials plans in constant memory.
     """
 
-    def __init__(self, tasks: Sequence[Task], trials: int, batch_size: int) -> None:
+    def __init__(
+        self, tasks: Sequence[Task], trials: int, batch_size: int, order: Order = "task"
+    ) -> None:
+        if order not in ("task", "seed"):
+            raise UsageError(f"unknown episode order {order!r}; use task or seed")
         self.tasks = tuple(tasks)
         self.trials = trials
         self.batch_size = batch_size
+        self.order = order
         self.episodes = len(self.tasks) * trials
         self._task_index = {(t.name, t.split): i for i, t in enumerate(self.tasks)}
 
@@ -106,6 +116,9 @@ class Plan(Sequence[list[Work]]):
             raise IndexError(k)
         first = k * self.batch_size
         last = min(first + self.batch_size, self.episodes)
+        if self.order == "seed":  # rounds: seed 0 of every task, then seed 1, ...
+            n = len(self.tasks)
+            return [Work(self.tasks[i % n], i // n) for i in range(first, last)]
         return [Work(self.tasks[i // self.trials], i % self.trials) for i in range(first, last)]
 
     def __eq__(self, other: object) -> bool:
@@ -118,17 +131,21 @@ class Plan(Sequence[list[Work]]):
         task = self._task_index.get((key[0], key[1]))
         if task is None or not 0 <= key[2] < self.trials:
             return None
+        if self.order == "seed":
+            return (key[2] * len(self.tasks) + task) // self.batch_size
         return (task * self.trials + key[2]) // self.batch_size
 
 
-def plan(env: Env, config: OnlineConfig) -> Plan:
+def plan(env: Env, config: OnlineConfig, order: Order = "task") -> Plan:
     """The full run as fixed batches: every chosen task x seed, batch_size at a time.
 
     Batches never mix tasks' order between runs: the list depends only on the
     environment's tasks and the config, so a resumed or sharded run sees the same
-    batches. The batches are built on demand (`Plan`).
+    batches. The batches are built on demand (`Plan`). ``order="seed"`` takes the
+    same episodes round by round (seed 0 of every task, then seed 1, ...): the order
+    of a run with a stopping rule, whose every prefix of whole rounds is balanced.
     """
-    return Plan(select_tasks(env, config), config.trials, config.batch_size)
+    return Plan(select_tasks(env, config), config.trials, config.batch_size, order)
 
 
 def run_id(env: Env, config: OnlineConfig, policy_id: str) -> str:
