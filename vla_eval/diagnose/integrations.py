@@ -8,8 +8,9 @@ install. Import the names from this module::
     trainer = lightning.Trainer(callbacks=[DiagnoseLightningCallback()])
 
 Both adapters read the gradients before clipping, pass the loss and (Lightning) any
-``pred_actions`` / ``target_actions`` / ``task`` the training step returns, feed
-eval metrics to `Diagnose.evaluate`, and print each finding as it is raised.
+``pred_actions`` / ``target_actions`` / ``task`` the training step returns (Hugging
+Face: that ``compute_loss`` hands to ``callback.observe``), feed eval metrics to
+`Diagnose.evaluate`, and print each finding as it is raised.
 """
 
 from __future__ import annotations
@@ -200,6 +201,10 @@ class _HFCallbackAdapter:
             ``max_grad_norm`` and ``learning_rate`` are passed on as ``clip`` and
             ``lr``.
         **diagnose_kwargs: passed to `Diagnose`.
+
+    The Trainer shows callbacks no predictions; for the action checks (collapse,
+    jitter, per-task error) have ``compute_loss`` hand each training batch to
+    `observe`. Without it the callback judges the logs alone.
     """
 
     def __init__(
@@ -213,6 +218,25 @@ class _HFCallbackAdapter:
         self.diagnose_kwargs = diagnose_kwargs
         self.diagnose: Diagnose | None = None
         self._nonfinite: tuple[int, str] | None = None
+        self._observed: dict[str, Any] = {}
+
+    def observe(
+        self, *, pred_actions: Any = None, target_actions: Any = None, task: Any = None
+    ) -> None:
+        """Keep a training batch's actions for the action checks at the next log.
+
+        Call from a ``Trainer.compute_loss`` override (when ``model.training``); the
+        latest batch before each logging step is judged with that step's loss.
+
+        Args:
+            pred_actions: predicted actions (batch, [chunk,] dim) or logits.
+            target_actions: the batch's target actions.
+            task: task id per sample (strings or integers), or one string.
+        """
+        values = {"pred_actions": pred_actions, "target_actions": target_actions, "task": task}
+        self._observed = {
+            k: v.detach() if hasattr(v, "detach") else v for k, v in values.items() if v is not None
+        }
 
     def on_train_begin(
         self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
@@ -242,6 +266,7 @@ class _HFCallbackAdapter:
             step, name = self._nonfinite
             grad_norm = float("nan")
             self._nonfinite = None
+        observed, self._observed = self._observed, {}
         self._report(
             self.diagnose.step(
                 step,
@@ -249,6 +274,7 @@ class _HFCallbackAdapter:
                 grad_norm=grad_norm,
                 nonfinite_param=name,
                 lr=logs.get("learning_rate"),
+                **observed,
             )
         )
 

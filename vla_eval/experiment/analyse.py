@@ -6,7 +6,6 @@ offline summaries): numpy only, never torch or the trainer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from vla_eval.diagnose.spikes import count_spikes
 from vla_eval.experiment.config import ExperimentConfig
 from vla_eval.formatting import pct
+from vla_eval.jsonl import iter_jsonl
 
 
 def stability(metrics_path: Path, window: int = 50, spike: float = 3.0) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def stability(metrics_path: Path, window: int = 50, spike: float = 3.0) -> dict[
     `window` steps; non-finite losses count as spikes (the one spike definition,
     `vla_eval.diagnose.spikes.count_spikes`).
     """
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = [record for _, record in iter_jsonl(metrics_path)]  # the one JSONL reader
     loss = np.array([r["loss"] if isinstance(r["loss"], (int, float)) else np.inf for r in rows])
     grad = np.array(
         [r["grad_norm"] if isinstance(r["grad_norm"], (int, float)) else np.nan for r in rows]

@@ -3,8 +3,11 @@
 The shared tiny VLA behind a ``forward(obs, task, actions) -> {"loss", "pred"}``; the
 Trainer clips at 1.0 and logs every step; ``compute_metrics`` reports the per-task
 held-out loss (``eval_loss/TASK``) and the web loss. The Trainer shows callbacks no
-predictions, so collapse and jitter are out of its reach (the lecture and Lightning
-loops test those); the loss-based symptoms are flagged with fixes that fit the run.
+predictions, so `Observing` overrides ``compute_loss`` to hand each training batch's
+predicted and target actions and task names to ``callback.observe``, as a user would,
+which brings mode collapse and jitter within reach; `Tempered` samples tasks at a
+temperature through ``get_train_dataloader``. Each symptom is flagged with fixes that
+fit the run.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ pytestmark = pytest.mark.slow
 
 
 class Policy(torch.nn.Module):
-    def __init__(self, vla, nan_at=None):
+    def __init__(self, vla, nan_at=None, blind=False):
         super().__init__()
-        self.vla, self.nan_at, self.calls = vla, nan_at, 0
+        self.vla, self.nan_at, self.blind, self.calls = vla, nan_at, blind, 0
 
     def forward(self, obs, task, actions):
+        if self.blind:  # an observation encoder that lost its input
+            obs = obs * 0.0
         if self.training:
             if self.calls == self.nan_at:
                 obs = obs.clone()
@@ -55,11 +60,48 @@ class Rows(torch.utils.data.Dataset):
         }
 
 
+class Observing(transformers.Trainer):
+    """Hands each training batch's actions to the Diagnose callback."""
+
+    def __init__(self, *args, diagnose, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.diagnose = diagnose
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        loss, out = super().compute_loss(model, inputs, return_outputs=True, **kwargs)
+        if model.training:
+            self.diagnose.observe(
+                pred_actions=out["pred"],
+                target_actions=inputs["actions"],
+                task=[TASKS[i] for i in inputs["task"].tolist()],
+            )
+        return (loss, out) if return_outputs else loss
+
+
+class Tempered(transformers.Trainer):
+    """Samples task t with probability proportional to count_t ** (1 / T)."""
+
+    def __init__(self, *args, temperature, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.temperature = temperature
+
+    def get_train_dataloader(self):
+        task = self.train_dataset.data["task"]
+        weights = torch.bincount(task).double()[task] ** (1.0 / self.temperature - 1.0)
+        g = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_size=self.args.per_device_train_batch_size,
+            sampler=torch.utils.data.WeightedRandomSampler(weights, len(weights), generator=g),
+            collate_fn=self.data_collator,
+        )
+
+
 def fit(world, tmp, lr=3e-3, steps=400, robot=None, heldout=None, nan_at=None, **kw):
     robot, heldout = robot or world.robot, heldout or world.heldout
     seed = kw.get("seed", 0)
     torch.manual_seed(seed)
-    model = Policy(world.model(kw.get("width", 64)), nan_at)
+    model = Policy(world.model(kw.get("width", 64)), nan_at, kw.get("blind", False))
     # robot data only: the pre-trained backbone stays frozen (pi0-style), unless not
     model.vla.backbone.requires_grad_(not kw.get("frozen", True))
 
@@ -90,8 +132,16 @@ def fit(world, tmp, lr=3e-3, steps=400, robot=None, heldout=None, nan_at=None, *
         disable_tqdm=True,
     )
     counts = {t: int((robot["task"] == i).sum()) for i, t in enumerate(TASKS)}
-    callback = DiagnoseHFCallback(on_finding=None, task_counts=counts)
-    trainer = transformers.Trainer(
+    temperature = kw.get("T")
+    callback = DiagnoseHFCallback(on_finding=None, task_counts=counts, temperature=temperature)
+    if temperature is not None:
+        trainer_class, extra = Tempered, {"temperature": temperature}
+    elif kw.get("observe"):
+        trainer_class, extra = Observing, {"diagnose": callback}
+    else:
+        trainer_class, extra = transformers.Trainer, {}
+    trainer = trainer_class(
+        **extra,
         model=model,
         args=args,
         train_dataset=Rows(robot),
@@ -117,9 +167,21 @@ def runs(world, tmp_path_factory):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_healthy_seeds_raise_nothing(runs, seed):
-    diag = runs(f"healthy-{seed}", seed=seed)
+    diag = runs(f"healthy-{seed}", seed=seed, observe=True)  # the action checks run too
     assert diag.findings == [], [str(f) for f in diag.findings]
     assert (diag.context.clip, diag.context.lr) == (1.0, 3e-3)  # from TrainingArguments
+
+
+def test_blind_observations_collapse(runs):
+    diag = runs("blind", blind=True, observe=True)
+    assert "mode_collapse" in [f.symptom for f in diag.findings]
+
+
+def test_jittery_demonstrations_are_action_jitter(runs, world):
+    jittery = world.data(RARE | {"pour": 150}, seed=5, jitter=0.5)
+    diag = runs("jittery", robot=jittery, observe=True)
+    [f] = [f for f in diag.findings if f.symptom == "action_jitter"]
+    assert "demonstrations" in f.message
 
 
 def test_a_corrupted_batch_is_a_critical_nan(runs):
@@ -158,3 +220,15 @@ def test_a_rare_task_is_caught_on_held_out_data(runs, world):
     assert first.evidence["signal"] == "held-out loss"
     assert first.evidence["suggested_temperature"] == 2.0  # the Trainer samples at T = 1
     assert np.isfinite(first.evidence["ratio"])
+
+
+def test_a_rare_task_sampled_at_t2_is_caught_with_a_higher_temperature(runs, world):
+    hard = ("pour",)
+    robot = world.data(RARE, seed=7, hard=hard)
+    heldout = world.data(dict.fromkeys(TASKS, 60), seed=8, hard=hard)
+    diag = runs("rare-T2", robot=robot, heldout=heldout, T=2.0)
+    assert diag.context.temperature == 2.0
+    first = diag.findings[0]
+    assert first.symptom == "task_imbalance" and first.evidence["task"] == "pour"
+    assert first.evidence["signal"] == "held-out loss"
+    assert first.evidence["suggested_temperature"] > 2.0
