@@ -1,7 +1,8 @@
 """Marks the numerically sensitive tests, so CI can run them again on other CPU kernels.
 
 A test is `kernels`-marked when it trains, evaluates or compares the floats of a model:
-the trainer, Diagnose on the reference trainer, offline numbers and the quickstart.
+the trainer (and its crash-and-resume tests), Diagnose on the reference trainer, offline
+numbers and the quickstart.
 `.ci/run` runs `-m kernels` a second time with ``ATEN_CPU_CAPABILITY=default`` and one
 torch thread, which gives other rounding than this machine's vector kernels.
 """
@@ -14,6 +15,7 @@ import pytest
 KERNEL_SENSITIVE = (
     "tests/trainer/",
     "tests/diagnose/test_reference_trainer",
+    "tests/reliability/test_train",
     "tests/offline/",
     "tests/test_offline",
     "tests/test_quickstart",

@@ -41,7 +41,7 @@ counts = { pick = 8, place = 8, stack = 4, pour = 4 }
 heldout_per_task = 2
 web_examples = 64
 [train.recipe]
-lrs = [0.3, 0.3, 0.3]
+lrs = [1.0, 1.0, 1.0]
 web_ratio = 0.25
 [train.model]
 width = 32
@@ -100,7 +100,10 @@ def _same_run(out: Path, reference: Path) -> None:
 
 def test_reference_run_has_a_finding_after_the_first_checkpoint(reference: Path) -> None:
     findings = json.loads((reference / "findings.json").read_text())["findings"]
-    assert [(f["symptom"], f["step"]) for f in findings] == [("gradient_explosion", 4)]
+    # a spike two steps after the first checkpoint (step 4 on the default, AVX2 and
+    # AVX-512 kernels alike), so resumes from that checkpoint need the detectors' history
+    assert [f["symptom"] for f in findings] == ["gradient_explosion"]
+    assert findings[0]["step"] > 2
 
 
 # Each kill point: (hook spec, then resume with --resume or start again without it).

@@ -4,7 +4,7 @@ once and bit-identical, the final weights, the Diagnose findings), and the secon
 writer must be refused while the first's result stays intact.
 
 The run is a 12-step smoke recipe with a learning rate so high that the gradient
-explosion detector fires at step 3, one step after the first checkpoint: a resume
+explosion detector fires at step 4, two steps after the first checkpoint: a resume
 from that checkpoint raises the same finding only if the detectors' history came back
 with it. The kills here are real SIGKILLs from outside at seeded times (the kills at each write are
 in test_train_crashes.py).
@@ -45,7 +45,7 @@ counts = { pick = 8, place = 8, stack = 4, pour = 4 }
 heldout_per_task = 2
 web_examples = 64
 [train.recipe]
-lrs = [0.3, 0.3, 0.3]
+lrs = [1.0, 1.0, 1.0]
 web_ratio = 0.25
 [train.model]
 width = 32
