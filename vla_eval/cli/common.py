@@ -119,6 +119,21 @@ def output_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
     return path
 
 
+def write_out_dir(out: str | os.PathLike[str], write: Callable[[Path], list[Path]]) -> None:
+    """Write a command's ``--out`` folder under its exclusive lock; say what was written.
+
+    Args:
+        out: the folder (already checked with `output_dir`).
+        write: writes the files into the folder and returns their paths.
+    """
+    from vla_eval.locking import output_lock
+
+    folder = Path(out)
+    with output_lock(folder, "report directory", directory=True):
+        paths = write(folder)
+    print(f"{PROG}: wrote {' and '.join(str(p) for p in paths)}", file=sys.stderr)
+
+
 def output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
     """Check a file a command writes or appends to (its folder is created if missing).
 

@@ -6,9 +6,15 @@ Must not import torch: comparisons are exact tests over episode files.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from vla_eval.cli.common import PROG, confidence_text, load_quietly, output_dir, print_json, warn
+from vla_eval.cli.common import (
+    confidence_text,
+    load_quietly,
+    output_dir,
+    print_json,
+    warn,
+    write_out_dir,
+)
 
 NAME = "compare"
 HELP = "is one policy really better? differences, exact tests, Holm-adjusted ranking"
@@ -62,13 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for note in result["notes"]:
         warn(note)
     if args.out:
-        from pathlib import Path
-
-        from vla_eval.locking import output_lock
-
-        with output_lock(args.out, "report directory", directory=True):
-            path = write_json(Path(args.out) / "compare.json", result)
-        print(f"{PROG}: wrote {path}", file=sys.stderr)
+        write_out_dir(args.out, lambda folder: [write_json(folder / "compare.json", result)])
     if args.json:
         print_json(result)
     else:

@@ -6,10 +6,8 @@ Must not import torch: reading episodes and building the report is numpy/scipy o
 from __future__ import annotations
 
 import argparse
-import sys
 
 from vla_eval.cli.common import (
-    PROG,
     confidence_text,
     load_quietly,
     non_empty,
@@ -18,6 +16,7 @@ from vla_eval.cli.common import (
     seed_number,
     warn,
     whole_number,
+    write_out_dir,
 )
 
 # Replicates of the stratified bootstrap: beyond this the draws alone need gigabytes.
@@ -105,15 +104,13 @@ def run(args: argparse.Namespace) -> int:
     for w in result["warnings"]:
         warn(w)
     if args.out:
-        from pathlib import Path
-
-        from vla_eval.locking import output_lock
-
-        out = Path(args.out)
-        with output_lock(out, "report directory", directory=True):
-            json_path = write_json(out / "report.json", result)
-            png_path = rep.plot_report(result, out / "forest.png")
-        print(f"{PROG}: wrote {json_path} and {png_path}", file=sys.stderr)
+        write_out_dir(
+            args.out,
+            lambda folder: [
+                write_json(folder / "report.json", result),
+                rep.plot_report(result, folder / "forest.png"),
+            ],
+        )
     if args.json:
         print_json(result)
     else:
