@@ -6,22 +6,28 @@ The run is a 12-step smoke recipe with a learning rate so high that the gradient
 explosion detector fires at step 4, two steps after the first checkpoint: a resume
 from that checkpoint raises the same finding only if the detectors' history came back
 with it. Kills at a given write use the test hook of `vla_eval.results.atomic_write`
-(``VLA_EVAL_TEST_KILL_AT=GLOB:N:PHASE``, a SIGKILL the process sends itself); random
-kills from outside are in test_train_resume.py.
+(``VLA_EVAL_TEST_KILL_AT=GLOB:N:PHASE``, a SIGKILL the process sends itself); then
+real SIGKILLs from outside at seeded random moments; a finished run resumed (nothing
+changes); and two writers on one run folder (the second is refused, the first's
+result stays intact).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from vla_eval.cli import main
+from vla_eval.errors import UsageError
 from vla_eval.protocol import load_protocol
 from vla_eval.trainer.train import train
 
@@ -139,3 +145,67 @@ def test_kill_during_the_metrics_rewrite_of_a_resume(
     assert (out / "metrics.jsonl").read_text().splitlines() == lines  # the old file, whole
     train(load_protocol(protocol).train, out_dir=out, resume=True, progress=False)
     _same_run(out, reference)
+
+
+# --- random kills from outside, a finished run, a second writer ------------------------
+
+
+def test_random_sigkills_then_resume_equals_uninterrupted(
+    protocol: Path, reference: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(18)
+    out = tmp_path / "run"
+    metrics = out / "metrics.jsonl"
+    kills = 0
+    for _ in range(3):
+        started = metrics.exists()
+        proc = _cli(protocol, out, *(["--resume"] if started else []))
+        want = rng.randint(1, 11)  # metrics lines (steps) written before the kill
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if metrics.exists() and metrics.read_bytes().count(b"\n") >= want:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))  # anywhere in a step, a checkpoint or a log write
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate()
+        assert proc.returncode in (0, -signal.SIGKILL), err.decode()
+        kills += proc.returncode == -signal.SIGKILL
+    assert kills >= 2
+    train(load_protocol(protocol).train, out_dir=out, resume=True, progress=False)
+    _same_run(out, reference)
+
+
+def test_resume_of_a_finished_run_changes_nothing(
+    protocol: Path, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+
+    def files() -> dict[Path, tuple[bytes, int]]:  # everything but the lock file
+        found = [p for p in out.rglob("*") if p.is_file() and p.name != ".vla-eval.lock"]
+        return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in found}
+
+    before = files()
+    assert main(["train", str(protocol), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "already holds the finished run" in capsys.readouterr().out
+    assert files() == before and len(before) >= 9  # run.json, findings.json, metrics, 6+ ckpts
+
+
+def test_a_second_train_on_the_same_folder_is_refused(
+    protocol: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    first = _cli(protocol, out)
+    lock = out / ".vla-eval.lock"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
+        time.sleep(0.02)
+    assert lock.read_text().strip() == str(first.pid)
+    with pytest.raises(UsageError, match=rf"run directory .* \(pid {first.pid}\)"):
+        train(load_protocol(protocol).train, out_dir=out, resume=True, progress=False)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err.decode()
+    _same_run(out, reference)  # the first run's result is intact
