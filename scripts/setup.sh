@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-EXTRAS=${VLA_EVAL_EXTRAS:-dev,sim,lora,integrations}
+EXTRAS=${VLA_EVAL_EXTRAS:-dev,sim,lora,integrations,gym,trackers,browser,ray}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

@@ -50,11 +50,13 @@ ALLOWED = {
     "vla_eval.envs": ("vla_eval.actions", "vla_eval.stats"),
     "vla_eval.diagnose": ("vla_eval.stats", "vla_eval.actions", "vla_eval.episodes"),
     "vla_eval.report": ("vla_eval.stats", "vla_eval.episodes", "vla_eval.plots"),
+    "vla_eval.trackers": ("vla_eval.stats", "vla_eval.episodes", "vla_eval.diagnose.findings"),
     "vla_eval.trainer": (
         "vla_eval.stats",
         "vla_eval.actions",
         "vla_eval.envs",
         "vla_eval.diagnose",
+        "vla_eval.trackers",
         "vla_eval.config",
         "vla_eval.offline.metrics",  # the numpy metrics, and no other evaluation module
     ),

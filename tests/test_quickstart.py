@@ -34,7 +34,11 @@ def test_quickstart_writes_report_and_resumes(tmp_path, capsys, smoke_run) -> No
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
     assert "## Offline" in md and "## Online" in md and "## Diagnose" in md
-    assert capsys.readouterr().out.startswith(md)  # the command prints report.md
+    printed = capsys.readouterr().out
+    assert printed.startswith(md)  # the command prints report.md
+    assert f"wrote {out}/report.html" in printed  # and names the one page to open
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(report["figures"]) >= 4
     episodes = (out / "episodes.jsonl").read_text()
     # Rerunning reuses the finished training run and the finished rollouts.
     assert main(["quickstart", "--protocol", str(SMOKE), "--out", str(out), "--no-progress"]) == 0

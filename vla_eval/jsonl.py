@@ -31,7 +31,7 @@ class TruncatedLineWarning(UserWarning):
     """The last line of a JSON Lines file was cut off mid-write and has been skipped."""
 
 
-_BLOCK = 1 << 22  # bytes read at a time: memory stays flat however long the file
+_BLOCK = 1 << 20  # bytes read at a time: memory stays flat however long the file
 
 
 def iter_jsonl(path: str | os.PathLike[str], name: str | None = None) -> Iterator[tuple[int, dict]]:

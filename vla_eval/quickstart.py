@@ -102,7 +102,56 @@ def _run_locked(
     }
     write_json(out / "report.json", result)
     write_text(out / "report.md", format_markdown(result))
+    write_quickstart_html(result, out)
     return result
+
+
+#: Captions of the quickstart's figures in report.html.
+FIGURE_CAPTIONS = {
+    "training.png": "Training curves: losses (web VQA on its own axis), per-task loss, "
+    "held-out loss, learning rate and gradient norm; shading marks the training stages.",
+    "dimension_accuracy.png": "Held-out bin accuracy per action dimension with 95% Wilson "
+    "intervals.",
+    "open_loop.png": "Predicted against demonstrated actions on held-out episodes.",
+    "success.png": "Online success per task and split with 95% Wilson intervals; diamonds: "
+    "pooled rate and mean of task rates.",
+}
+
+
+def _figure_rank(name: str) -> tuple[int, str]:
+    """Figures in the order of the story: training, offline, online; others after."""
+    order = list(FIGURE_CAPTIONS)
+    return (order.index(name) if name in order else len(order), name)
+
+
+def write_quickstart_html(result: dict[str, Any], out: Path) -> Path:
+    """report.html: the quickstart's one page (tables, figures, findings, provenance)."""
+    from vla_eval.report.html import (
+        Section,
+        figures_section,
+        findings_section,
+        markdown_html,
+        provenance_section,
+        report_sections,
+        videos_section,
+        write_html,
+    )
+
+    summary, offline_md = _summary_lines(result), _offline_lines(result)
+    return write_html(
+        out / "report.html",
+        f"vla-eval quickstart: {result['protocol']}",
+        Section("Summary", markdown_html("\n".join(summary))),
+        Section("Offline: held-out demonstrations", markdown_html("\n".join(offline_md))),
+        *report_sections(result["online"]),
+        findings_section(result["findings"]),
+        figures_section(
+            sorted((out / f for f in result["figures"]), key=lambda p: _figure_rank(p.name)),
+            FIGURE_CAPTIONS,
+        ),
+        videos_section(sorted(out.glob("videos/*.mp4")), out),
+        provenance_section(result["provenance"], {"protocol": result["protocol"]}),
+    )
 
 
 def _say(message: str) -> None:
@@ -123,20 +172,18 @@ def _training_plot(run_dir: Path, path: Path, title: str) -> None:
     plots.training_curves_plot(run_dir / "metrics.jsonl", path, title=title)
 
 
-def format_markdown(result: dict[str, Any]) -> str:
-    """report.md: what was trained, how it scores offline and online, what went wrong."""
-    from vla_eval import report as rep
-
+def _summary_lines(result: dict[str, Any]) -> list[str]:
     t = result["train"]
-    lines = [
-        f"# vla-eval quickstart: {result['protocol']}",
-        "",
+    return [
         f"Trained {t['steps']} steps on {t['robot_samples']} demonstration steps in "
         f"{t['seconds']:.0f} s (final training loss {t['final_loss']:.3f}); the whole "
-        f"quickstart took {result['seconds']:.0f} s.",
-        "",
-        "## Offline: held-out demonstrations",
-        "",
+        f"quickstart took {result['seconds']:.0f} s."
+    ]
+
+
+def _offline_lines(result: dict[str, Any]) -> list[str]:
+    """The held-out table (Markdown): loss, accuracy, within 2 bins and L1 per split."""
+    lines = [
         "| split | action loss | bin accuracy | within 2 bins | L1 |",
         "|---|---:|---:|---:|---:|",
     ]
@@ -145,6 +192,22 @@ def format_markdown(result: dict[str, Any]) -> str:
             f"| {split} | {m['loss']:.3f} | {100 * m['accuracy']:.1f}% | "
             f"{100 * m['within_2']:.1f}% | {m['l1']:.3f} |"
         )
+    web = result["offline"].get("web")
+    if web:
+        lines += [
+            "",
+            f"Web VQA (language retention): answer accuracy {100 * web['accuracy']:.1f}% over "
+            f"{web['count']} questions, loss {web['loss']:.3f}.",
+        ]
+    return lines
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    """report.md: what was trained, how it scores offline and online, what went wrong."""
+    from vla_eval import report as rep
+
+    lines = [f"# vla-eval quickstart: {result['protocol']}", "", *_summary_lines(result)]
+    lines += ["", "## Offline: held-out demonstrations", "", *_offline_lines(result)]
     # The success report's own headings sit one level below this report's sections.
     online_md = "\n".join(
         "##" + line if line.startswith("#") else line

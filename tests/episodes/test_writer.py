@@ -127,3 +127,55 @@ def test_writer_accepts_numpy_scalars_from_a_rollout_loop(tmp_path):
         )
     (ep,) = read_episodes([path])
     assert (ep.seed, ep.success, ep.steps, ep.episode_return) == (3, True, 12, 0.5)
+
+
+_OTHER_WRITER = (
+    "import sys\n"
+    "from vla_eval.episodes import Episode, EpisodeWriter\n"
+    "from vla_eval.errors import UsageError\n"
+    "try:\n"
+    "    with EpisodeWriter(sys.argv[1]) as w:\n"
+    "        w.write(Episode('pick', 'seen', 99, True))\n"
+    "except UsageError as exc:\n"
+    "    print(exc)\n"
+    "    sys.exit(2)\n"
+)
+
+
+def _other_process_writes(path):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", _OTHER_WRITER, str(path)], capture_output=True, text=True
+    )
+
+
+def test_writer_locks_its_file_against_another_process(tmp_path):
+    import os
+
+    path = tmp_path / "episodes.jsonl"
+    with EpisodeWriter(path) as w:
+        w.write(Episode("pick", "seen", 0, True))
+        other = _other_process_writes(path)
+        assert other.returncode == 2
+        assert f"episodes file {path} is being written by another vla-eval process " \
+               f"(pid {os.getpid()})" in other.stdout  # fmt: skip
+        w.write(Episode("pick", "seen", 1, False))
+    # the first writer's records are intact and alone
+    assert [e.seed for e in read_episodes([path])] == [0, 1]
+    # released on close: now the other process may append
+    assert _other_process_writes(path).returncode == 0
+    assert [e.seed for e in read_episodes([path])] == [0, 1, 99]
+
+
+def test_writer_inside_the_same_process_lock_is_granted(tmp_path):
+    from vla_eval.locking import output_lock
+
+    path = tmp_path / "episodes.jsonl"
+    with output_lock(path, "episodes file"):  # what the online runner holds
+        with EpisodeWriter(path) as w:
+            w.write(Episode("pick", "seen", 0, True))
+        # closing the inner writer does not release the runner's lock
+        assert _other_process_writes(path).returncode == 2
+    assert _other_process_writes(path).returncode == 0

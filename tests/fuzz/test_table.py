@@ -242,6 +242,48 @@ CASES: list[tuple[str, dict[str, object], list[str], str]] = [
         "columns",
     ),
     (
+        "csv-half-success",
+        {"e.csv": "task,seed,success\na,1,0.5\n"},
+        ["report", "e.csv"],
+        "e.csv:2: success must be",
+    ),
+    (
+        "csv-task-in-two-groups",
+        {"e.csv": "task,seed,success,group\na,1,1,g1\na,2,1,g2\n"},
+        ["report", "e.csv"],
+        "e.csv:3: task 'a' is in group 'g2'",
+    ),
+    (
+        "lerobot-float-seed",
+        {"eval_info.json": '{"per_episode": [{"episode_ix": 0, "success": true, "seed": 1.5}]}'},
+        ["report", "eval_info.json"],
+        "per_episode[0]: seed must be an integer",
+    ),
+    (
+        "lerobot-suite-count-lies",
+        {
+            "eval_info.json": '{"per_task": [{"task_group": "g", "task_id": 0, "metrics": '
+            '{"successes": [true, false]}}], "overall": {"n_episodes": 3, "pc_success": 50.0}}'
+        },
+        ["report", "eval_info.json"],
+        "overall.n_episodes is 3",
+    ),
+    (
+        "lerobot-suite-no-group",
+        {"eval_info.json": '{"per_task": [{"task_id": 0, "metrics": {"successes": [true]}}]}'},
+        ["report", "eval_info.json"],
+        "per_task[0]: task_group must be",
+    ),
+    (
+        "lerobot-rate-lies",
+        {
+            "eval_info.json": '{"per_episode": [{"episode_ix": 0, "success": true, "seed": 3}], '
+            '"aggregated": {"pc_success": 0.0}}'
+        },
+        ["report", "eval_info.json"],
+        "aggregated.pc_success is 0.0",
+    ),
+    (
         "csv-not-utf8",
         {"e.csv": b"task,split,seed,success\n\xff,seen,1,1\n"},
         ["report", "e.csv"],

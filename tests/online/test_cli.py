@@ -71,3 +71,13 @@ def test_cli_expert_default_episodes_file(tmp_path, monkeypatch, capsys) -> None
     body = json.loads(capsys.readouterr().out)
     assert body["episodes_file"] == "expert-tabletop.episodes.jsonl"
     assert len(records(tmp_path / "expert-tabletop.episodes.jsonl")) == 2
+
+
+def test_cli_policy_option_and_shorthand_are_the_same_run(tmp_path, capsys) -> None:
+    from vla_eval.cli import main
+
+    common = ["--trials", "2", "--tasks", "pick", "--no-progress"]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert main(["online", "expert", *common, "--out", str(a)]) == 0
+    assert main(["online", "--policy", "expert", *common, "--out", str(b)]) == 0
+    assert records(a) == records(b)  # same episodes, same run fingerprint, same names

@@ -25,8 +25,8 @@ class ExpertPolicy:
     def __init__(self, env: TabletopEnv, noise: float = 0.0) -> None:
         self.env, self.expert, self.noise = env, ScriptedExpert(), noise
 
-    def reset(self, n: int) -> None:
-        self.expert.reset(self.env, np.arange(n))
+    def reset(self, env_indices: np.ndarray) -> None:
+        self.expert.reset(self.env, env_indices)
         self.rng = np.random.default_rng(0)
 
     def __call__(self, obs):

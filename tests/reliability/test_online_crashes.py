@@ -17,7 +17,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from vla_eval import online
@@ -31,8 +30,8 @@ class Expert:
     def __init__(self, env: TabletopEnv, delay: float = 0.0) -> None:
         self.env, self.expert, self.delay = env, ScriptedExpert(), delay
 
-    def reset(self, n: int) -> None:
-        self.expert.reset(self.env, np.arange(n))
+    def reset(self, env_indices) -> None:
+        self.expert.reset(self.env, env_indices)
 
     def __call__(self, obs):
         time.sleep(self.delay)

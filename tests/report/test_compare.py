@@ -129,3 +129,90 @@ def test_compare_paired_requires_partners(tmp_path, capsys):
 
 def test_compare_needs_two_policies(episodes, capsys):
     assert "at least two" in _error(capsys, ["compare", str(episodes)])
+
+
+# LeRobot's eval_info.json, with the structure of its own writer: `eval_policy` in
+# lerobot/scripts/eval.py (per_episode / aggregated, seed = --seed + index) and
+# `eval_policy_all` in src/lerobot/scripts/lerobot_eval.py (per_task / per_group /
+# overall, no seed written), both saved with json.dump(info, f, indent=2).
+def _lerobot_single(path, flags, start_seed):
+    rows = [
+        {"episode_ix": i, "sum_reward": float(f), "max_reward": float(f), "success": f,
+         "seed": start_seed + i}
+        for i, f in enumerate(flags)
+    ]  # fmt: skip
+    aggregated = {"avg_sum_reward": sum(flags) / len(flags), "avg_max_reward": sum(flags) / len(flags),
+                  "pc_success": 100 * sum(flags) / len(flags), "eval_s": 3.0, "eval_ep_s": 0.1}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"per_episode": rows, "aggregated": aggregated, "video_paths": []}, f, indent=2)
+    return path
+
+
+def _lerobot_suite(path, flags_per_task):
+    per_task = [
+        {"task_group": "libero_spatial", "task_id": tid,
+         "metrics": {"sum_rewards": [float(x) for x in fl], "max_rewards": [float(x) for x in fl],
+                     "successes": fl, "video_paths": [], "predicted_video_paths": []}}
+        for tid, fl in enumerate(flags_per_task)
+    ]  # fmt: skip
+    flat = [x for fl in flags_per_task for x in fl]
+    agg = {"pc_success": 100 * sum(flat) / len(flat), "n_episodes": len(flat)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"per_task": per_task, "per_group": {"libero_spatial": agg}, "overall": agg}, f,
+                  indent=2)  # fmt: skip
+    return path
+
+
+A_FLAGS = [True, True, False, True, True, False, True, True, True, False]
+B_FLAGS = [True, False, False, False, True, False, False, True, True, True]
+
+
+def test_lerobot_runs_with_the_same_seed_are_paired_and_named(tmp_path):
+    a = _lerobot_single(tmp_path / "act" / "eval_info.json", A_FLAGS, 1000)
+    b = _lerobot_single(tmp_path / "diffusion" / "eval_info.json", B_FLAGS, 1000)
+    res = build_comparison(load_policies([a, b], ["act", "diffusion"]))
+    pair = res["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("act", "diffusion")
+    assert pair["paired"] is True and pair["test"] == "mcnemar-exact"
+    # by hand: A only at episodes 1, 3, 6 (3); B only at episode 9 (1); both 0, 4, 7, 8
+    assert (pair["a_only"], pair["b_only"]) == (3, 1)
+    assert pair["mcnemar_p"] == pytest.approx(mcnemar([[4, 3], [1, 2]], exact=True).pvalue)
+    assert any("names no task or split" in n for n in res["notes"])
+
+
+def test_lerobot_runs_with_different_seeds_are_not_paired(tmp_path):
+    a = _lerobot_single(tmp_path / "a" / "eval_info.json", A_FLAGS, 1000)
+    b = _lerobot_single(tmp_path / "b" / "eval_info.json", B_FLAGS, 2000)
+    res = build_comparison(load_policies([a, b], ["act", "diffusion"]))
+    assert res["pairs"][0]["paired"] is False
+    assert any("do not share (task, split, seed)" in n for n in res["notes"])
+
+
+def test_lerobot_suite_output_pairs_only_when_the_seed_is_given(tmp_path):
+    a = _lerobot_suite(tmp_path / "a" / "eval_info.json", [A_FLAGS[:5], A_FLAGS[5:]])
+    b = _lerobot_suite(tmp_path / "b" / "eval_info.json", [B_FLAGS[:5], B_FLAGS[5:]])
+    res = build_comparison(load_policies([a, b], ["smolvla", "pi0"]))
+    assert res["pairs"][0]["paired"] is False
+    assert any("seeds of smolvla and pi0 are not recorded" in n for n in res["notes"])
+    from vla_eval.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"records no seeds .*--lerobot-seed"):
+        build_comparison(load_policies([a, b], ["smolvla", "pi0"]), paired=True)
+    res = build_comparison(load_policies([a, b], ["smolvla", "pi0"], lerobot_seed=1000))
+    pair = res["pairs"][0]
+    assert pair["paired"] is True and (pair["a_only"], pair["b_only"]) == (3, 1)
+    tasks = {r["task"]: (r["successes_a"], r["successes_b"]) for r in res["per_task"]}
+    assert tasks == {"libero_spatial/0": (4, 2), "libero_spatial/1": (3, 3)}
+
+
+def test_policy_names_must_match_the_files(tmp_path):
+    from vla_eval.errors import UsageError
+
+    a = _lerobot_single(tmp_path / "a" / "eval_info.json", A_FLAGS, 0)
+    b = _lerobot_single(tmp_path / "b" / "eval_info.json", B_FLAGS, 0)
+    with pytest.raises(UsageError, match="1 policy name"):
+        load_policies([a, b], ["act"])
+    with pytest.raises(UsageError, match="policy names must differ"):
+        load_policies([a, b], ["act", "act"])

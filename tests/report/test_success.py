@@ -181,3 +181,94 @@ def test_cli_several_policies_in_a_report(tmp_path, capsys):
     a = _write(tmp_path / "a.jsonl", policy="a")
     b = _write(tmp_path / "b.jsonl", policy="b")
     assert "vla-eval compare" in _error(capsys, ["report", str(a), str(b)])
+
+
+def test_report_from_streamed_counts_equals_report_from_the_table(episodes, tmp_path):
+    from vla_eval.episodes import count_episodes
+
+    other = _write(tmp_path / "more.jsonl", {("pick", "novel"): (1, 3)})
+    for macro in ("adjusted", "bootstrap"):
+        from_table = build_report(load_episodes([episodes, other]), seed=2, macro=macro)
+        from_counts = build_report(count_episodes([episodes, other]), seed=2, macro=macro)
+        assert from_counts == from_table
+
+
+def _suite_file(path, tasks):
+    """LeRobot's suite eval_info.json (structure of `eval_policy_all`, lerobot_eval.py)."""
+    per_task, groups = [], {}
+    for (group, tid), flags in tasks.items():
+        metrics = {"sum_rewards": [float(f) for f in flags], "max_rewards": [float(f) for f in flags],
+                   "successes": flags, "video_paths": [], "predicted_video_paths": []}  # fmt: skip
+        per_task.append({"task_group": group, "task_id": tid, "metrics": metrics})
+        groups.setdefault(group, []).extend(flags)
+    per_group = {g: {"pc_success": 100 * sum(f) / len(f), "n_episodes": len(f)}
+                 for g, f in groups.items()}  # fmt: skip
+    flat = [f for fs in groups.values() for f in fs]
+    overall = {"pc_success": 100 * sum(flat) / len(flat), "n_episodes": len(flat), "eval_s": 9.0}
+    with open(path, "w") as f:
+        json.dump({"per_task": per_task, "per_group": per_group, "overall": overall}, f, indent=2)
+    return path
+
+
+SUITE = {
+    ("libero_spatial", 0): [True, True, False, True],
+    ("libero_spatial", 1): [False, False, True, False],
+    ("libero_object", 0): [True, True, True, True],
+    ("libero_object", 1): [True, False, True, True],
+    ("libero_object", 2): [False, False, False, True],
+}
+
+
+def _adjusted_wald(ks, ns, z=1.959963984540054, c=2.5):
+    # The mean of task rates' interval written out by hand (docs/statistics.md):
+    # p~ = (k + c/T) / (n + 2c/T), centre mean(p~), se = sqrt(sum p~(1-p~)/n) / T.
+    t = len(ks)
+    tilde = [(k + c / t) / (n + 2 * c / t) for k, n in zip(ks, ns, strict=True)]
+    centre = sum(tilde) / t
+    se = sum(p * (1 - p) / n for p, n in zip(tilde, ns, strict=True)) ** 0.5 / t
+    return max(0.0, centre - z * se), min(1.0, centre + z * se)
+
+
+def test_task_groups_of_a_lerobot_suite_against_hand_counts(tmp_path):
+    from vla_eval.episodes import count_episodes
+
+    path = _suite_file(tmp_path / "eval_info.json", SUITE)
+    rep = build_report(count_episodes([path], policy_name="smolvla"))
+    assert rep["policy"] == "smolvla"
+    rows = {r["group"]: r for r in rep["task_groups"]}
+    assert list(rows) == ["libero_spatial", "libero_object"]
+    # libero_spatial: 3/4 and 1/4; libero_object: 4/4, 3/4 and 1/4
+    for group, ks, ns in (
+        ("libero_spatial", [3, 1], [4, 4]),
+        ("libero_object", [4, 3, 1], [4] * 3),
+    ):
+        row = rows[group]
+        assert (row["split"], row["tasks"]) == ("default", len(ks))
+        k, n = sum(ks), sum(ns)
+        assert (row["pooled"]["successes"], row["pooled"]["trials"]) == (k, n)
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert (row["pooled"]["lower"], row["pooled"]["upper"]) == pytest.approx((lo, hi))
+        assert row["macro"]["rate"] == pytest.approx(
+            sum(a / b for a, b in zip(ks, ns, strict=True)) / len(ks)
+        )
+        assert (row["macro"]["lower"], row["macro"]["upper"]) == pytest.approx(
+            _adjusted_wald(ks, ns), abs=1e-12
+        )
+    (split,) = rep["splits"]  # the pooled rate over both suites
+    assert (split["pooled"]["successes"], split["pooled"]["trials"]) == (12, 20)
+    assert split["macro"]["rate"] == pytest.approx((0.75 + 0.25 + 1 + 0.75 + 0.25) / 5)
+    assert "records no split" in rep["warnings"][0]
+
+    by_group = build_report(count_episodes([path]), by=("group", "split"))
+    assert [(g["group"], g["successes"], g["trials"]) for g in by_group["groups"]] == [
+        ("libero_spatial", 4, 8),
+        ("libero_object", 8, 12),
+    ]
+
+
+def test_by_group_without_groups_is_a_usage_error(episodes):
+    from vla_eval.errors import UsageError
+
+    with pytest.raises(UsageError, match="--by group, but no episode names a task group"):
+        build_report(load_episodes([episodes]), by=("group",))
+    assert build_report(load_episodes([episodes]))["task_groups"] == []

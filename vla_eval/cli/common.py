@@ -331,3 +331,21 @@ def non_empty(text: str) -> str:
     if not text.strip():
         raise UsageError("must not be empty")
     return text
+
+
+def add_import_arguments(p: argparse.ArgumentParser, lerobot_seed_help: str) -> None:
+    """``--default-split``, ``--default-task`` and ``--lerobot-seed``: what files from other
+    tools (LeRobot's eval_info.json, CSV) do not say."""
+    p.add_argument(
+        "--default-split",
+        default="default",
+        type=non_empty,
+        help="split for files that have none (LeRobot eval_info.json, CSV without a split column)",
+    )
+    p.add_argument(
+        "--default-task",
+        default="default",
+        type=non_empty,
+        help="task of LeRobot's single-environment eval_info.json, which names none",
+    )
+    p.add_argument("--lerobot-seed", type=seed_number(), help=lerobot_seed_help)

@@ -6,10 +6,13 @@ Must not import torch: comparisons are exact tests over episode files.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vla_eval.cli.common import (
+    add_import_arguments,
     confidence_text,
     load_quietly,
+    non_empty,
     output_dir,
     print_json,
     warn,
@@ -46,20 +49,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add an anytime-valid comparison (e-values; valid however often you looked)",
     )
+    p.add_argument(
+        "--policy-name",
+        action="append",
+        type=non_empty,
+        metavar="NAME",
+        help="name of each file's policy, once per file in order (LeRobot's eval_info.json "
+        "names none)",
+    )
+    add_import_arguments(
+        p,
+        "the --seed every LeRobot suite evaluation ran with (their eval_info.json does "
+        "not record it); without it their episodes are not paired",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", metavar="DIR", help="also write DIR/compare.json")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="also write DIR/compare.json, compare.md, compare.png and report.html (one page)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from vla_eval import report as rep
-    from vla_eval.results import provenance, write_json
+    from vla_eval.episodes.manifest import shard_problems
+    from vla_eval.results import provenance
     from vla_eval.stats.intervals import parse_confidence
 
     confidence = parse_confidence(args.confidence)
     if args.out:
         output_dir(args.out)  # refuse an unusable --out before any work
-    policies = load_quietly(lambda: rep.load_policies(args.episodes))
+    policies = load_quietly(
+        lambda: rep.load_policies(
+            args.episodes,
+            args.policy_name,
+            split=args.default_split,
+            default_task=args.default_task,
+            lerobot_seed=args.lerobot_seed,
+        )
+    )
     result = rep.build_comparison(policies, confidence, paired=True if args.paired else None)
+    # each policy is its own run: every run's shard files are checked for what is missing
+    result["notes"] += load_quietly(lambda: shard_problems(args.episodes, allow_mixed_runs=True))
     if args.anytime:
         from vla_eval.report.anytime import anytime_comparison
 
@@ -67,15 +98,42 @@ def run(args: argparse.Namespace) -> int:
     result["provenance"] = provenance(packages=("numpy", "scipy", "statsmodels"))
     for note in result["notes"]:
         warn(note)
+    text = rep.format_comparison(result)
+    if args.anytime:
+        from vla_eval.report.anytime import format_anytime_comparison
+
+        text += "\n" + format_anytime_comparison(result["anytime"])
     if args.out:
-        write_out_dir(args.out, lambda folder: [write_json(folder / "compare.json", result)])
+        write_out_dir(args.out, lambda folder: _write(folder, result, text))
     if args.json:
         print_json(result)
     else:
-        text = rep.format_comparison(result)
-        if args.anytime:
-            from vla_eval.report.anytime import format_anytime_comparison
-
-            text += "\n" + format_anytime_comparison(result["anytime"])
         print(text)
     return 0
+
+
+def _write(folder: Path, result: dict, text: str) -> list[Path]:
+    """compare.json, compare.md, compare.png and report.html (which embeds the figure)."""
+    from vla_eval.report.figures import plot_comparison
+    from vla_eval.report.html import (
+        comparison_sections,
+        figures_section,
+        provenance_section,
+        write_html,
+    )
+    from vla_eval.results import write_json, write_text
+
+    written = [
+        write_json(folder / "compare.json", result),
+        write_text(folder / "compare.md", text + "\n"),
+        plot_comparison(result, folder / "compare.png"),
+    ]
+    names = ", ".join(str(r["policy"]) for r in result["ranking"])
+    page = write_html(
+        folder / "report.html",
+        f"Comparison: {names}",
+        *comparison_sections(result),
+        figures_section([written[-1]], {"compare.png": "Success rate per policy, best first."}),
+        provenance_section(result.get("provenance")),
+    )
+    return [*written, page]

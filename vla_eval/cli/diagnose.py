@@ -1,6 +1,7 @@
 """`vla-eval diagnose`: the failure-table detectors over a finished run or over rollouts.
 
-Reads logged metrics and episodes; must not import torch or the trainer.
+Reads logged metrics (its own metrics.jsonl, TensorBoard, Lightning CSV, MLflow) and
+episodes; must not import torch or the trainer.
 """
 
 from __future__ import annotations
@@ -13,15 +14,29 @@ NAME = "diagnose"
 HELP = "failure-table detectors over a finished run's metrics or over rollouts"
 DESCRIPTION = (
     "Run the training-failure detectors offline over RUN_DIR/metrics.jsonl "
-    "(or a metrics .jsonl), or check an episodes .jsonl whose records carry 'actions' "
-    "for rollout jitter. Example: vla-eval diagnose runs/quickstart"
+    "(or a metrics .jsonl), a TensorBoard log directory, a Lightning metrics.csv or an "
+    "MLflow run, or check an episodes .jsonl whose records carry 'actions' for rollout "
+    "jitter. Example: vla-eval diagnose runs/quickstart"
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "path", metavar="RUN_DIR|FILE.jsonl", help="run directory, metrics or episodes file"
+        "path",
+        nargs="?",
+        metavar="RUN_DIR|FILE",
+        help="run directory, metrics or episodes .jsonl, TensorBoard log directory, "
+        "Lightning metrics.csv, MLflow store (mlflow.db, mlruns) or run folder",
     )
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="SIGNAL=TAG",
+        help="read this tag as this signal (repeatable), e.g. --map loss=train/loss "
+        "--map heldout_loss=val/loss --map 'loss_per_task=loss/*'",
+    )
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI of the run to read (with --run-id)")
+    p.add_argument("--run-id", help="the MLflow run to read")
     p.add_argument(
         "--task-counts",
         type=counts_text,
@@ -36,10 +51,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vla_eval.diagnose import offline
+    from vla_eval.diagnose import logs, offline
+    from vla_eval.errors import UsageError
 
+    if args.path is None and args.mlflow_uri is None:
+        raise UsageError("diagnose: pass a run directory or log, or --mlflow-uri URI --run-id ID")
     counts = offline.parse_task_counts(args.task_counts) if args.task_counts else None
-    result = offline.diagnose_path(args.path, task_counts=counts)
+    result = offline.diagnose_path(
+        args.path,
+        task_counts=counts,
+        mapping=logs.parse_map(args.map),
+        mlflow_uri=args.mlflow_uri,
+        run_id=args.run_id,
+    )
     if args.json:
         from vla_eval.results import provenance
 

@@ -75,6 +75,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--high", type=real_number(-1e6, 1e6), metavar="H", help="upper end of the binned range (1)"
     )
     g.add_argument("--tokenizer", choices=("uniform", "openvla"), help="binning scheme (uniform)")
+    g = p.add_argument_group("LeRobot datasets")
+    g.add_argument("--dataset", metavar="DIR", help="score --policy on a local LeRobotDataset")
+    g.add_argument("--policy", metavar="SPEC", help="the policy --dataset scores (lerobot)")
+    g.add_argument(
+        "--policy-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the policy's factory (path=DIR, device=cpu); repeatable",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="DIR", help="write DIR/offline.json and PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -147,12 +157,53 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> dict:
     return result
 
 
+def _score_dataset(args: argparse.Namespace) -> dict:
+    from vla_eval.cli.online import parse_assignments
+    from vla_eval.offline.lerobot_dataset import score_dataset
+    from vla_eval.policies.registry import check_arguments, resolve
+    from vla_eval.results import provenance
+
+    if args.checkpoints or args.predictions is not None:
+        raise UsageError("give one of: checkpoints, --predictions FILE.npz, --dataset DIR")
+    if args.policy is None:
+        raise UsageError("--dataset needs --policy (e.g. --policy lerobot --policy-arg path=DIR)")
+    options = {**_checkpoint_options(args), **_prediction_options(args)}
+    used = [
+        k
+        for k, v in options.items()
+        if v is not None and k not in ("--bins", "--seed", "--batch-size")
+    ]
+    if used:
+        raise UsageError(f"{used[0]} does not apply to --dataset")
+    factory = resolve(args.policy)
+    policy_args = parse_assignments(args.policy_arg, "--policy-arg")
+    check_arguments(factory, None, policy_args)
+    policy = factory.make(None, **policy_args)
+    try:
+        result = score_dataset(
+            args.dataset,
+            policy,
+            bins=256 if args.bins is None else args.bins,
+            batch_size=32 if args.batch_size is None else args.batch_size,
+            seed=0 if args.seed is None else args.seed,
+        )
+    finally:
+        if hasattr(policy, "close"):
+            policy.close()
+    result["provenance"] = provenance(seeds=result["seeds"], packages=("numpy", "torch", "lerobot"))
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     from vla_eval.offline.output import format_offline, write_offline
 
     if args.out:
         output_dir(args.out)  # refuse an unusable --out before any work
-    if args.predictions is not None:
+    if args.policy is not None and args.dataset is None:
+        raise UsageError("--policy applies to --dataset DIR")
+    if args.dataset is not None:
+        result = _score_dataset(args)
+    elif args.predictions is not None:
         result = _score_predictions(args)
     else:
         result = _evaluate_checkpoints(args)
@@ -163,6 +214,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     if args.json:
         print_json(result)
+    elif result["kind"] == "lerobot-dataset":
+        from vla_eval.offline.lerobot_dataset import format_dataset
+
+        print(format_dataset(result))
     else:
         print(format_offline(result))
     return 0

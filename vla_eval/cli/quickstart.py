@@ -14,8 +14,9 @@ HELP = "end-to-end demo: train a small policy, evaluate offline and online, diag
 DESCRIPTION = (
     "Train TinyVLA with the three-stage recipe on the built-in world "
     "(protocols/quickstart.toml), score it offline on held-out demonstrations and online "
-    "in rollouts on both splits, run Diagnose, and write report.md, report.json and PNG "
-    "figures. Rerunning resumes where it stopped. Minutes on a laptop CPU."
+    "in rollouts on both splits, run Diagnose, and write report.html (one page with "
+    "everything), report.md, report.json and PNG figures. Rerunning resumes where it "
+    "stopped. Minutes on a laptop CPU."
 )
 
 
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     md = f"{args.out}/report.md"
     print(open(md, encoding="utf-8").read())
     print(
-        f"wrote {md}, {args.out}/report.json and {', '.join(result['figures'])} "
+        f"wrote {args.out}/report.html (one page), {md}, {args.out}/report.json and "
+        f"{', '.join(result['figures'])} "
         f"in {result['seconds']:.0f} s"
     )
     return 0

@@ -6,8 +6,10 @@ Must not import torch: reading episodes and building the report is numpy/scipy o
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vla_eval.cli.common import (
+    add_import_arguments,
     confidence_text,
     load_quietly,
     non_empty,
@@ -18,6 +20,7 @@ from vla_eval.cli.common import (
     whole_number,
     write_out_dir,
 )
+from vla_eval.cli.tracking import add_tracker_arguments, log_success_report, open_tracker
 
 # Replicates of the stratified bootstrap: beyond this the draws alone need gigabytes.
 MAX_BOOTSTRAP = 1_000_000
@@ -35,7 +38,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("episodes", nargs="+", metavar="EPISODES", help="episode files")
-    p.add_argument("--by", default="task,split", help="group by these fields (task, split)")
+    p.add_argument("--by", default="task,split", help="group by these fields (task, split, group)")
     p.add_argument("--splits", help="comma list of splits that must have episodes")
     p.add_argument(
         "--confidence",
@@ -61,34 +64,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"replicates for --macro bootstrap (1 to {MAX_BOOTSTRAP:,})",
     )
     p.add_argument(
-        "--default-split",
-        default="default",
+        "--policy-name",
         type=non_empty,
-        help="split for files that have none (LeRobot eval_info.json)",
+        help="the policy's name, overriding the files' (LeRobot's eval_info.json names none)",
+    )
+    add_import_arguments(
+        p,
+        "the --seed lerobot-eval ran with (its suite eval_info.json does not record it)",
     )
     p.add_argument(
         "--anytime",
         action="store_true",
         help="add anytime-valid intervals (valid however often you looked while episodes arrived)",
     )
+    p.add_argument(
+        "--allow-mixed-runs",
+        action="store_true",
+        help="accept shard files of different runs (each run's shards are still checked)",
+    )
+    add_tracker_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", metavar="DIR", help="also write DIR/report.json and DIR/forest.png")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="also write DIR/report.json, report.md, forest.png and report.html (one page)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from vla_eval import report as rep
-    from vla_eval.episodes import load_episodes
-    from vla_eval.results import provenance, write_json
+    from vla_eval.episodes import count_episodes
+    from vla_eval.episodes.manifest import shard_problems
+    from vla_eval.results import provenance
     from vla_eval.stats.intervals import parse_confidence
 
     by = rep.parse_by(args.by)
     confidence = parse_confidence(args.confidence)
     if args.out:
         output_dir(args.out)  # refuse an unusable --out before any work
+    tracker = open_tracker(
+        args,
+        args.out or Path(args.episodes[0]).parent,
+        {"command": "report", "episodes": [str(e) for e in args.episodes]},
+    )
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
-    table = load_quietly(lambda: load_episodes(args.episodes, split=args.default_split))
+    counts = load_quietly(
+        lambda: count_episodes(
+            args.episodes,
+            split=args.default_split,
+            policy_name=args.policy_name,
+            default_task=args.default_task,
+            lerobot_seed=args.lerobot_seed,
+        )
+    )
+    shards = load_quietly(
+        lambda: shard_problems(args.episodes, allow_mixed_runs=args.allow_mixed_runs)
+    )
     result = rep.build_report(
-        table,
+        counts,
         by,
         confidence,
         seed=args.seed,
@@ -100,24 +133,43 @@ def run(args: argparse.Namespace) -> int:
         from vla_eval.report.anytime import anytime_report
 
         result["anytime"] = anytime_report(result)
+    result["warnings"] += shards  # missing shards or episodes of a sharded run
     result["provenance"] = provenance(seeds=result["seeds"], packages=("numpy",))
+    log_success_report(tracker, result)
     for w in result["warnings"]:
         warn(w)
+    text = _text(result, args.anytime)
     if args.out:
-        write_out_dir(
-            args.out,
-            lambda folder: [
-                write_json(folder / "report.json", result),
-                rep.plot_report(result, folder / "forest.png"),
-            ],
-        )
+        write_out_dir(args.out, lambda folder: _write(folder, result, text))
     if args.json:
         print_json(result)
     else:
-        text = rep.format_report(result)
-        if args.anytime:
-            from vla_eval.report.anytime import format_anytime_report
-
-            text += "\n" + format_anytime_report(result["anytime"])
         print(text)
     return 0
+
+
+def _text(result: dict, anytime: bool) -> str:
+    """The Markdown report (what the command prints, and report.md)."""
+    from vla_eval import report as rep
+
+    text = rep.format_report(result)
+    if anytime:
+        from vla_eval.report.anytime import format_anytime_report
+
+        text += "\n" + format_anytime_report(result["anytime"])
+    return text
+
+
+def _write(folder: Path, result: dict, text: str) -> list[Path]:
+    """report.json, report.md, forest.png and report.html (which embeds the figure)."""
+    from vla_eval import report as rep
+    from vla_eval.report.html import write_report_html
+    from vla_eval.results import write_json, write_text
+
+    written = [
+        write_json(folder / "report.json", result),
+        rep.plot_report(result, folder / "forest.png"),
+        write_text(folder / "report.md", text + "\n"),
+    ]
+    written.append(write_report_html(folder / "report.html", result, figures=[written[1]]))
+    return written

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vla_eval.cli.common import output_dir, print_json
 
@@ -52,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
                     f"per task and split; sets {spec['set'] or 'nothing'}"
                 )
         return 0
-    from vla_eval.experiment.output import format_markdown
+    from vla_eval.experiment.output import format_markdown, write_experiment_html
     from vla_eval.experiment.run import run_experiment
+    from vla_eval.locking import output_lock
 
     out = args.out or f"runs/{protocol.name}"
     output_dir(out)  # refuse an unusable --out before any work
@@ -65,9 +67,14 @@ def run(args: argparse.Namespace) -> int:
         smoke=args.smoke,
         progress=not args.no_progress,
     )
+    with output_lock(out, "experiment directory", directory=True):
+        write_experiment_html(result, Path(out))
     if args.json:
         print_json(result)
     else:
         print(format_markdown(result))
-        print(f"wrote {out}/experiment.md, experiment.json and {', '.join(result['figures'])}")
+        print(
+            f"wrote {out}/report.html, experiment.md, experiment.json and "
+            f"{', '.join(result['figures'])}"
+        )
     return 0

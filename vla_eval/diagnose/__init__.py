@@ -2,7 +2,8 @@
 
 `Diagnose` watches a training loop (any PyTorch loop, or Lightning / Hugging Face
 through `vla_eval.diagnose.integrations`); `vla_eval.diagnose.offline` runs the same
-detectors over a finished run's ``metrics.jsonl`` or a rollouts file. Importing this
+detectors over a finished run's ``metrics.jsonl`` (or a TensorBoard, Lightning CSV or
+MLflow log, via `vla_eval.diagnose.logs`) or a rollouts file. Importing this
 package does not import torch; `Diagnose` imports it when it reads gradients.
 """
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings as warnings_mod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +110,32 @@ def diagnose_metrics(
     records, warnings = read_jsonl(path)
     if not records:
         raise DataError(f"{path} has no records; expected one JSON object per logged step")
+    detectors = replay(((f"{path}:{line}", rec) for line, rec in records), thresholds, task_counts)
+    return {
+        "kind": "metrics",
+        "records": len(records),
+        "findings": detectors.findings,
+        "warnings": warnings,
+        "thresholds": detectors.thresholds(),
+    }
+
+
+def replay(
+    records: Iterable[tuple[str, Mapping[str, Any]]],
+    thresholds: Mapping[str, Mapping[str, Any]] | None = None,
+    task_counts: Mapping[str, float] | None = None,
+) -> DetectorSet:
+    """Feed ``(where, record)`` pairs, in ``metrics.jsonl`` shape, to the detectors.
+
+    ``where`` names the record in error messages (``file:line``).
+
+    Raises:
+        DataError: a malformed record.
+    """
     detectors = DetectorSet(default_detectors(thresholds, task_counts))
     task_sums: dict[str, list[float]] = {}
     last_step = None
-    for index, (line, rec) in enumerate(records):
-        where = f"{path}:{line}"
+    for index, (where, rec) in enumerate(records):
         step = rec.get("step")
         last_step = _check_step(step, last_step, where)
         param = rec.get("nonfinite_param")
@@ -147,26 +168,25 @@ def diagnose_metrics(
                 task_errors=task_errors,
             )
         )
-        evals = {k: _number(rec.get(k), where, k) for k in (*_EVAL_KEYS, "train_loss")}
-        if any(evals[k] is not None for k in _EVAL_KEYS):
-            acc = evals["web_accuracy"]
-            if acc is not None and not 0.0 <= acc <= 1.0:
-                raise DataError(f"{where}: 'web_accuracy' must be a fraction in [0, 1], got {acc}")
-            n_web = rec.get("web_examples")
-            if n_web is not None and (
-                isinstance(n_web, bool) or not isinstance(n_web, int) or n_web < 1
-            ):
-                raise DataError(
-                    f"{where}: 'web_examples' must be a positive integer, got {n_web!r}"
-                )
-            detectors.feed(Signals(step, web_examples=n_web, **evals))
-    return {
-        "kind": "metrics",
-        "records": len(records),
-        "findings": detectors.findings,
-        "warnings": warnings,
-        "thresholds": detectors.thresholds(),
-    }
+        evals = _eval_signals(step, rec, where)
+        if evals is not None:
+            detectors.feed(evals)
+    return detectors
+
+
+def _eval_signals(step: int, rec: Mapping[str, Any], where: str) -> Signals | None:
+    """The eval-pass signals of a record, or None if it holds none."""
+    evals = {k: _number(rec.get(k), where, k) for k in (*_EVAL_KEYS, "train_loss")}
+    per_task = _mapping(rec.get("heldout_loss_per_task"), where, "heldout_loss_per_task")
+    if not per_task and all(evals[k] is None for k in _EVAL_KEYS):
+        return None
+    acc = evals["web_accuracy"]
+    if acc is not None and not 0.0 <= acc <= 1.0:
+        raise DataError(f"{where}: 'web_accuracy' must be a fraction in [0, 1], got {acc}")
+    n_web = rec.get("web_examples")
+    if n_web is not None and (isinstance(n_web, bool) or not isinstance(n_web, int) or n_web < 1):
+        raise DataError(f"{where}: 'web_examples' must be a positive integer, got {n_web!r}")
+    return Signals(step, web_examples=n_web, heldout_task_loss=per_task or None, **evals)
 
 
 def diagnose_episodes(
@@ -304,27 +324,94 @@ def trainer_run(run_dir: Path) -> dict[str, Any] | None:
 
 
 def diagnose_path(
-    path: str | Path,
+    path: str | Path | None,
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
     task_counts: Mapping[str, float] | None = None,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    mlflow_uri: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Diagnose a run directory (its metrics.jsonl), a metrics file or an episodes file.
+    """Diagnose a run directory (its metrics.jsonl), a metrics or episodes file, or
+    another tool's log: a TensorBoard directory, a Lightning metrics.csv, an MLflow run.
+
+    Args:
+        path: what to judge (None with ``mlflow_uri``).
+        thresholds: per-symptom overrides.
+        task_counts: dataset counts per task, for the temperature suggestion.
+        mapping: signal -> tag of a foreign log (see `vla_eval.diagnose.logs`).
+        mlflow_uri, run_id: an MLflow run to read.
 
     Returns:
         A result with ``schema`` ``vla-eval/diagnose/1``, ``source``, ``kind``,
-        ``records``, ``findings`` (as dicts), ``counts`` per symptom and ``warnings``.
+        ``records``, ``findings`` (as dicts), ``counts`` per symptom and ``warnings``;
+        a foreign log adds ``format`` and ``signals`` (signal -> tag read).
 
     Raises:
-        UsageError: the path does not exist or the run has no metrics.jsonl.
+        UsageError: the path does not exist, is of no known format, or lacks a tag.
         DataError: malformed content.
     """
-    path = Path(path)
+    from vla_eval.diagnose import logs
+
+    foreign = mlflow_uri is not None or run_id is not None
+    if not foreign and path is not None:
+        path = Path(path)
+        own = (path.is_dir() and (path / METRICS_FILE).is_file()) or path.suffix == ".jsonl"
+        foreign = not own and logs.detect(path) is not None
+    if foreign:
+        log = logs.read_log(path, mapping, mlflow_uri, run_id)
+        result, source = _diagnose_log(log, thresholds, task_counts), log.source
+    else:
+        if mapping:
+            raise UsageError("--map applies to TensorBoard, Lightning CSV and MLflow logs")
+        result, source = _diagnose_own(path, thresholds, task_counts)
+    findings: list[Finding] = result.pop("findings")
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.symptom] = counts.get(f.symptom, 0) + 1
+    return {
+        "schema": SCHEMA,
+        "source": str(source),
+        **result,
+        "findings": [f.to_dict() for f in findings],
+        "counts": counts,
+    }
+
+
+def _diagnose_log(
+    log: Any,
+    thresholds: Mapping[str, Mapping[str, Any]] | None,
+    task_counts: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """Replay a foreign log's records (see `vla_eval.diagnose.logs.Log`)."""
+    if not log.records:
+        raise DataError(f"{log.source}: its signals {log.signals} hold no values")
+    items = ((f"{log.source} step {rec['step']}", rec) for rec in log.records)
+    detectors = replay(items, thresholds, task_counts)
+    return {
+        "kind": "metrics",
+        "format": log.format,
+        "signals": log.signals,
+        "records": len(log.records),
+        "findings": detectors.findings,
+        "warnings": [],
+        "thresholds": detectors.thresholds(),
+    }
+
+
+def _diagnose_own(
+    path: Path,
+    thresholds: Mapping[str, Mapping[str, Any]] | None,
+    task_counts: Mapping[str, float] | None,
+) -> tuple[dict[str, Any], Path]:
+    """A run directory, a metrics.jsonl or an episodes file: (result, source)."""
     if path.is_dir():
         metrics = path / METRICS_FILE
         if not metrics.is_file():
             raise UsageError(
                 f"{path} has no {METRICS_FILE}; pass a run directory written by the trainer, "
-                "a metrics.jsonl or an episodes .jsonl"
+                "a metrics.jsonl or an episodes .jsonl, a TensorBoard log directory, a "
+                "Lightning metrics.csv or an MLflow store"
             )
         run = trainer_run(path)
         if run is not None:
@@ -340,33 +427,18 @@ def diagnose_path(
                     for k, v in counts.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                 } or None
-        result = diagnose_metrics(metrics, thresholds, task_counts)
-        source = metrics
-    elif path.is_file():
+        return diagnose_metrics(metrics, thresholds, task_counts), metrics
+    if path.is_file():
         if _looks_like_episodes(path):
             if task_counts:
                 raise UsageError("--task-counts applies to training metrics, not to episodes")
-            result = diagnose_episodes(path, thresholds)
-        else:
-            result = diagnose_metrics(path, thresholds, task_counts)
-        source = path
-    else:
-        if path.exists() or path.is_symlink():  # a FIFO, a device, a symlink loop
-            from vla_eval.inputs import regular_file
+            return diagnose_episodes(path, thresholds), path
+        return diagnose_metrics(path, thresholds, task_counts), path
+    if path.exists() or path.is_symlink():  # a FIFO, a device, a symlink loop
+        from vla_eval.inputs import regular_file
 
-            regular_file(path, str(path), "run directory or .jsonl file")
-        raise UsageError(f"{path} does not exist")
-    findings: list[Finding] = result.pop("findings")
-    counts: dict[str, int] = {}
-    for f in findings:
-        counts[f.symptom] = counts.get(f.symptom, 0) + 1
-    return {
-        "schema": SCHEMA,
-        "source": str(source),
-        **result,
-        "findings": [f.to_dict() for f in findings],
-        "counts": counts,
-    }
+        regular_file(path, str(path), "run directory or .jsonl file")
+    raise UsageError(f"{path} does not exist")
 
 
 def format_result(result: Mapping[str, Any]) -> str:
@@ -379,6 +451,9 @@ def format_result(result: Mapping[str, Any]) -> str:
         if n
         else f"no findings in {result['records']} {what} ({result['source']})"
     )
+    if result.get("signals"):
+        read = ", ".join(f"{k} <- {v}" for k, v in result["signals"].items())
+        lines.append(f"read from the {result['format']} log: {read}")
     lines.extend(f"warning: {w}" for w in result.get("warnings", []))
     return "\n".join(lines)
 

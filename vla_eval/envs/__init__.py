@@ -3,7 +3,8 @@
 Importing this package is cheap (no numpy-heavy work, no torch): `base` holds the
 `Env` and `Task` protocols, `factory` the one door from an environment's name to an
 environment (`make_env`), `tabletop` the built-in world (its language in
-`vla_eval.envs.tabletop.text`) and `metaworld` the Meta-World adapter. Nothing here
+`vla_eval.envs.tabletop.text`), `metaworld` the Meta-World adapter and `gym` any
+registered Gymnasium environment (``gym:ENV_ID`` or an environment file). Nothing here
 imports the rollout loop, the trainer or torch.
 """
 

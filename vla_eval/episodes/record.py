@@ -132,6 +132,9 @@ def check_fields(rec: Mapping[str, Any], where: str) -> None:
         isinstance(ret, bool) or not isinstance(ret, (int, float)) or not math.isfinite(ret)
     ):
         raise DataError(f"{where}: 'return' must be a finite number, got {ret!r}")
+    group = rec.get("group")
+    if group is not None and (not isinstance(group, str) or not group):
+        raise DataError(f"{where}: 'group' must be a non-empty string, got {group!r}")
     env = rec.get("env")
     if env is not None and not isinstance(env, Mapping):
         raise DataError(f"{where}: 'env' must be an object, got {env!r}")

@@ -2,17 +2,18 @@
 
 `EpisodeTable` holds episodes as compact columns: the string fields (policy, task,
 split) as categories plus one small integer code per episode, so a million episodes
-take tens of megabytes rather than a Python object each. `Collector` accumulates
-validated rows from several files into such columns and, when the table is built,
-rejects a duplicate (policy, task, split, seed) rather than counting it twice, and a
-name that is not valid Unicode (a lone surrogate from a ``\\ud800`` escape) or holds
-control characters. Depends on
-numpy only; never imports torch.
+take tens of megabytes rather than a Python object each. `Sink` is what every reader
+feeds (files, seed scopes, task groups, notes, a policy-name override); `Collector` is
+the sink that accumulates validated rows from several files into such columns and, when
+the table is built, rejects a duplicate (policy, task, split, seed) rather than counting
+it twice, and a name that is not valid Unicode (a lone surrogate from a ``\\ud800``
+escape) or holds control characters. Depends on numpy only; never imports torch.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +38,13 @@ class EpisodeTable:
         source: (N,) int32 index into `files`.
         line: (N,) int64 1-based line (or row) number in that file.
         files: the files read, in order.
+        scopes: per file, ``""`` when its seeds are the environment's own (episodes of
+            two files with the same (task, split, seed) are the same episode), else the
+            file's name: its seeds only number its episodes (LeRobot's suite output
+            records no seed), so they pair with no other file.
+        task_groups: task -> group (a suite such as ``libero_spatial``) for the tasks
+            whose files name one.
+        notes: what the readers assumed (a default split or task), for the report.
     """
 
     def __init__(
@@ -48,6 +56,9 @@ class EpisodeTable:
         source: np.ndarray,
         line: np.ndarray,
         files: tuple[str, ...],
+        scopes: Sequence[str] = (),
+        task_groups: Mapping[str, str] | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
         self._categories = categories
         self._codes = codes
@@ -56,6 +67,9 @@ class EpisodeTable:
         self.source = source
         self.line = line
         self.files = files
+        self.scopes = tuple(scopes) or ("",) * len(files)
+        self.task_groups = dict(task_groups or {})
+        self.notes = tuple(notes)
 
     @classmethod
     def from_columns(
@@ -88,6 +102,11 @@ class EpisodeTable:
     @property
     def split(self) -> np.ndarray:
         return self._column("split")
+
+    @property
+    def scope(self) -> np.ndarray:
+        """(N,) str: each episode's seed scope (see `scopes`); ``""`` for real seeds."""
+        return np.asarray(self.scopes, dtype=str)[self.source] if len(self) else np.array([], str)
 
     def _column(self, name: str) -> np.ndarray:
         cats = self._categories[name]
@@ -125,6 +144,9 @@ class EpisodeTable:
             self.source[mask],
             self.line[mask],
             self.files,
+            self.scopes,
+            self.task_groups,
+            self.notes,
         )
 
     def policies(self) -> list[str]:
@@ -132,21 +154,68 @@ class EpisodeTable:
         return [str(p) for p in self.categorical("policy")[0]]
 
 
-class Collector:
+class Sink:
+    """What every reader adds episodes to: files, seed scopes, groups, notes, a name override.
+
+    `Collector` (every episode, as a table) and `vla_eval.episodes.counts.Counter`
+    (streaming counts) are sinks; readers call `start_file`, then `add` per episode and
+    `set_group` where a file names a task's group.
+
+    Args:
+        policy_name: if set, every episode gets this policy name, whatever its file says.
+    """
+
+    def __init__(self, policy_name: str | None = None) -> None:
+        self.policy_name = policy_name
+        self.files: list[str] = []
+        self.scopes: list[str] = []
+        self.task_groups: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def start_file(self, name: str, seeds_known: bool = True) -> int:
+        """Register a file; `seeds_known` False scopes its seeds to the file (see
+        `EpisodeTable.scopes`). Returns the file's index."""
+        self.files.append(name)
+        self.scopes.append("" if seeds_known else name)
+        return len(self.files) - 1
+
+    def set_group(self, task: str, group: object, where: str) -> None:
+        """Record that `task` belongs to `group`; a task in two groups is an error."""
+        known = self.task_groups.get(task)
+        if known is not None and known == group:
+            return  # the common case: every record of a task repeats its group
+        if not isinstance(group, str) or not group:
+            raise DataError(f"{where}: 'group' must be a non-empty string, got {group!r}")
+        problem = name_problem(group)
+        if problem:
+            raise DataError(f"{where}: group {group!r} {problem}; fix the name")
+        if known is not None:
+            raise DataError(
+                f"{where}: task {task!r} is in group {group!r} here but in {known!r} "
+                "before; a task belongs to one group"
+            )
+        self.task_groups[task] = group
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def add(
+        self, policy: str, task: str, split: str, seed: int, success: bool, src: int, line: int
+    ) -> None:
+        raise NotImplementedError
+
+
+class Collector(Sink):
     """Accumulates validated rows from several files; duplicates are rejected in `table`."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy_name: str | None = None) -> None:
+        super().__init__(policy_name)
         self._names: dict[str, dict[str, int]] = {f: {} for f in STRING_FIELDS}
         self._codes = {f: array("i") for f in STRING_FIELDS}
         self.seed = array("q")
         self.success = array("b")
         self.source = array("i")
         self.line = array("q")
-        self.files: list[str] = []
-
-    def start_file(self, name: str) -> int:
-        self.files.append(name)
-        return len(self.files) - 1
 
     def add(
         self, policy: str, task: str, split: str, seed: int, success: bool, src: int, line: int
@@ -195,6 +264,9 @@ class Collector:
             np.frombuffer(self.source, dtype=np.int32),
             np.frombuffer(self.line, dtype=np.int64),
             tuple(self.files),
+            self.scopes,
+            self.task_groups,
+            self.notes,
         )
         self._check_unicode(table)
         self._check_duplicates(table)
@@ -203,7 +275,7 @@ class Collector:
     def _check_unicode(self, table: EpisodeTable) -> None:
         for field in STRING_FIELDS:
             for code, name in enumerate(self._names[field]):
-                problem = _name_problem(name)
+                problem = name_problem(name)
                 if problem:
                     i = int(np.flatnonzero(table._codes[field] == code)[0])
                     raise DataError(f"{table.where(i)}: {field} {name!r} {problem}; fix the name")
@@ -213,7 +285,9 @@ class Collector:
         if n < 2:
             return
         c = table._codes
-        keys = (table.seed, c["split"], c["task"], c["policy"])
+        _, scope_of_file = np.unique(np.asarray(table.scopes, dtype=str), return_inverse=True)
+        scope = scope_of_file.reshape(-1).astype(np.int32)[table.source]
+        keys = (table.seed, scope, c["split"], c["task"], c["policy"])
         order = np.lexsort((np.arange(n), *keys))  # stable: equal keys stay in read order
         same = np.ones(n - 1, dtype=bool)
         for k in keys:
@@ -227,16 +301,29 @@ class Collector:
             match &= k == k[repeat]
         first = int(np.flatnonzero(match)[0])
         policy, task, split = (str(table._categories[f][c[f][repeat]]) for f in STRING_FIELDS)
-        who = f"policy {policy!r}, " if policy else ""
         raise DataError(
-            f"{table.where(repeat)}: duplicate episode ({who}task {task!r}, split "
-            f"{split!r}, seed {int(table.seed[repeat])}) already read at {table.where(first)}; "
-            "each (policy, task, split, seed) may appear once -- remove the repeat or "
-            "give the runs different policy names"
+            duplicate_message(
+                table.where(repeat),
+                table.where(first),
+                policy,
+                task,
+                split,
+                int(table.seed[repeat]),
+            )
         )
 
 
-def _name_problem(name: str) -> str | None:
+def duplicate_message(where: str, first: str, policy: str, task: str, split: str, seed: int) -> str:
+    """The one wording of a duplicate episode error (the table's and the counter's)."""
+    who = f"policy {policy!r}, " if policy else ""
+    return (
+        f"{where}: duplicate episode ({who}task {task!r}, split {split!r}, seed {seed}) "
+        f"already read at {first}; each (policy, task, split, seed) may appear once -- "
+        "remove the repeat or give the runs different policy names"
+    )
+
+
+def name_problem(name: str) -> str | None:
     """Why a policy, task or split name cannot be printed and written faithfully, or None."""
     try:
         name.encode("utf-8")

@@ -1,7 +1,10 @@
 """The crash-safe episode writer: one appended, flushed and fsynced JSON line per episode.
 
 A crash loses at most the episode being written; a fragment left by an earlier crash
-is cut off before appending (`vla_eval.jsonl.cut_truncated_last_line`). Standard
+is cut off before appending (`vla_eval.jsonl.cut_truncated_last_line`). Every writer
+holds the file's exclusive lock (`vla_eval.locking.output_lock`) while open, so a
+second process writing the same file is refused at once; within one process the lock
+is re-entrant (the online runner takes it before opening its writer). Standard
 library only; never imports numpy or torch.
 """
 
@@ -11,12 +14,14 @@ import io
 import json
 import os
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from vla_eval.episodes.record import SCHEMA, Episode, check_fields
 from vla_eval.errors import UsageError
 from vla_eval.jsonl import cut_truncated_last_line
+from vla_eval.locking import output_lock
 
 
 class EpisodeWriter:
@@ -24,7 +29,9 @@ class EpisodeWriter:
 
     A crash loses at most the episode being written. If the file already ends in a
     partial line (an earlier crash), that fragment is cut off when the writer opens,
-    with a warning, so new records never glue onto it.
+    with a warning, so new records never glue onto it. The writer holds the file's
+    exclusive lock until it is closed: another process opening a writer on the same
+    file gets a `UsageError` naming this process's pid.
 
     Args:
         path: the ``.jsonl`` file; created (with parent folders) if missing.
@@ -44,9 +51,17 @@ class EpisodeWriter:
     def __init__(self, path: str | os.PathLike[str], fsync: bool = True) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        cut_truncated_last_line(self.path)
-        self._fh: io.TextIOWrapper | None = open(self.path, "a", encoding="utf-8")
+        self._lock = ExitStack()  # the file's lock, held until close()
+        self._lock.enter_context(output_lock(self.path, "episodes file"))
+        try:
+            cut_truncated_last_line(self.path)
+            self._fh: io.TextIOWrapper | None = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            self._lock.close()
+            raise UsageError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        except BaseException:
+            self._lock.close()
+            raise
 
     def write(self, episode: Episode | Mapping[str, Any]) -> None:
         """Validate and append one episode (an `Episode` or a record dict)."""
@@ -69,10 +84,13 @@ class EpisodeWriter:
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        """Close the file (further writes are an error)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the file and release its lock (further writes are an error)."""
+        try:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> EpisodeWriter:
         return self

@@ -10,6 +10,7 @@ from typing import Any
 
 from vla_eval.experiment.analyse import pooled
 from vla_eval.formatting import pct
+from vla_eval.report.markdown import natural_key
 
 
 def plot_experiment(result: dict[str, Any], out: Path) -> list[Path]:
@@ -38,29 +39,53 @@ def plot_experiment(result: dict[str, Any], out: Path) -> list[Path]:
             title=f"{result['experiment']}: success per variant (95% Wilson)",
         )
     ]
-    rows = []
-    for v in result["variants"]:
-        for g in v["success"]["groups"]:
-            rows.append((v["name"], g["task"], g.get("split"), g["rate"], g["lower"], g["upper"]))
+    rows = [
+        (v["name"], g["task"], g.get("split"), g["rate"], g["lower"], g["upper"])
+        for v in result["variants"]
+        for g in v["success"]["groups"]
+    ]
+    rows.sort(key=lambda r: natural_key(r[1]))  # tasks by name, whatever order rollouts ended
     paths.append(
         plots.variant_task_plot(
             out / "success_by_task.png", rows, title=f"{result['experiment']}: success per task"
         )
     )
-    metrics = {
-        "held-out action accuracy (seen)": [
-            v["offline"]["per_split"].get("seen", {}).get("accuracy") for v in result["variants"]
-        ],
-        "web VQA accuracy (language retention)": [
-            v["offline"]["web_accuracy"] for v in result["variants"]
-        ],
-    }
-    paths.append(
-        plots.variant_bars_plot(
-            out / "offline_by_variant.png", [v["name"] for v in result["variants"]], metrics
-        )
-    )
+    paths.append(_offline_bars(plots, result["variants"], out / "offline_by_variant.png"))
     return paths
+
+
+def _offline_bars(plots: Any, variants: list[dict[str, Any]], path: Path) -> Path:
+    """Held-out action accuracy and web VQA accuracy per variant, with 95% Wilson bars
+    where the number of scored entries or questions is recorded."""
+    from vla_eval.offline.output import wilson_bounds
+
+    seen = [v["offline"]["per_split"].get("seen", {}) for v in variants]
+    values = {
+        "held-out action accuracy (seen)": (
+            [s.get("accuracy") for s in seen],
+            [s.get("count") for s in seen],
+        ),
+        "web VQA accuracy (language retention)": (
+            [v["offline"]["web_accuracy"] for v in variants],
+            [v["offline"].get("web_count") for v in variants],
+        ),
+    }
+    intervals = {}
+    for name, (rates, counts) in values.items():
+        lo, hi = wilson_bounds(rates, counts)
+        intervals[name] = [None if a is None else (a, b) for a, b in zip(lo, hi, strict=True)]
+    drawn = any(b is not None for bars in intervals.values() for b in bars)
+    return plots.variant_bars_plot(
+        path,
+        [v["name"] for v in variants],
+        {name: rates for name, (rates, _) in values.items()},
+        intervals=intervals,
+        caption="Error bars: 95% Wilson intervals (action accuracy over scored entries, web "
+        "VQA over questions)."
+        if drawn
+        else "No error bars: this result does not record how many entries and questions "
+        "were scored.",
+    )
 
 
 def format_markdown(result: dict[str, Any]) -> str:
@@ -152,3 +177,34 @@ def _variant_row(v: dict[str, Any], baseline: str) -> str:
         f"{pct(v['offline']['web_accuracy'])} | {v['stability']['loss_spikes']} | "
         f"{len(v['findings'])} |"
     )
+
+
+def write_experiment_html(result: dict[str, Any], out: Path) -> Path:
+    """report.html: experiment.md as one page (figures embedded), every variant's
+    Diagnose findings with their fixes, and the provenance."""
+    from vla_eval.report.html import (
+        Section,
+        findings_section,
+        markdown_html,
+        provenance_section,
+        write_html,
+    )
+
+    findings = [
+        {**f, "symptom": f"{v['name']}: {f['symptom']}"}
+        for v in result["variants"]
+        for f in v.get("findings", [])
+    ]
+    return write_html(
+        out / "report.html",
+        f"Experiment: {result['experiment']}",
+        Section("Results", markdown_html(_without_title(format_markdown(result)), out, 1)),
+        findings_section(findings),
+        provenance_section(result.get("provenance")),
+    )
+
+
+def _without_title(markdown: str) -> str:
+    """The Markdown without its first-level title (the page has its own)."""
+    first, _, rest = markdown.partition("\n")
+    return rest if first.startswith("# ") else markdown

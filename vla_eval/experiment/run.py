@@ -7,7 +7,6 @@ them (and so torch) inside the functions that need it.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -58,11 +57,32 @@ def train_and_evaluate(
     return {
         "offline": scored["results"][-1]["metrics"],
         "stability": stability(run_dir / "metrics.jsonl"),
-        "findings": json.loads((run_dir / "findings.json").read_text())["findings"],
+        "findings": read_findings(run_dir / "findings.json"),
         "episodes": str(episodes),
         "checkpoint": str(final),
-        "run": json.loads((run_dir / "run.json").read_text()),
+        "run": read_object(run_dir / "run.json"),
     }
+
+
+def read_object(path: Path) -> dict[str, Any]:
+    """A JSON object file of a run (run.json), read strictly; errors name the file."""
+    from vla_eval.errors import DataError
+    from vla_eval.inputs import load_json_file
+
+    obj = load_json_file(path)
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def read_findings(path: Path) -> list[Any]:
+    """The ``findings`` list of a run's findings.json, read strictly; errors name the file."""
+    from vla_eval.errors import DataError
+
+    findings = read_object(path).get("findings")
+    if not isinstance(findings, list):
+        raise DataError(f"{path}: 'findings' must be a list, got {type(findings).__name__}")
+    return findings
 
 
 def _roll_out(
@@ -271,9 +291,10 @@ def _offline_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     web = metrics.get("web") or {}
     return {
         "per_split": {
-            s: {k: v.get(k) for k in ("loss", "accuracy", "within_2", "l1")}
+            s: {k: v.get(k) for k in ("loss", "accuracy", "within_2", "l1", "count")}
             for s, v in metrics["per_split"].items()
         },
         "web_loss": web.get("loss"),
         "web_accuracy": web.get("accuracy"),
+        "web_count": web.get("count"),
     }

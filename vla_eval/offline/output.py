@@ -44,13 +44,7 @@ def format_offline(result: Mapping[str, Any]) -> str:
         lines.append("")
     last = results[-1]
     m = last["metrics"]
-    if result["kind"] == "checkpoints":
-        run = f", run {last['run']}" if last.get("run") else ""
-        lines.append(
-            f"checkpoint {last['checkpoint']} (step {last['step']}, stage {last['stage']}{run})"
-        )
-    else:
-        lines.append(f"predictions {last['source']}")
+    lines.append(_scored_what(result, last))
     lines.append(_describe_data(result["data"], m, last["tokenizer"]))
     ks = m["within_k"]
     header = (
@@ -83,11 +77,7 @@ def format_offline(result: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(_dispersion_note(m["dispersion_ratio"]))
     if "web" in m:
-        w = m["web"]
-        lines.append(
-            f"web VQA (language retention): loss {w['loss']:.3f}, answer accuracy "
-            f"{100 * w['accuracy']:.1f}% over {w['count']} questions"
-        )
+        lines.append(_web_sentence(m["web"]))
     return "\n".join(lines)
 
 
@@ -112,12 +102,18 @@ def _write_offline(result: Mapping[str, Any], out: Path) -> list[Any]:
     last = result["results"][-1]
     m = last["metrics"]
     panels: dict[str, dict[str, list[float | None]]] = {}
+    intervals: dict[str, dict[str, tuple[list, list]]] = {}
     sources = last["by_split"] if len(last["by_split"]) > 1 else {"all": m}
     for split, detail in sources.items():
         per_dim = detail["per_dim"]
-        panels[split] = {"exact": [v["accuracy"] for v in per_dim.values()]}
-        for k in m["within_k"]:
-            panels[split][f"within ±{k}"] = [v[f"within_{k}"] for v in per_dim.values()]
+        keys = {"exact": "accuracy", **{f"within ±{k}": f"within_{k}" for k in m["within_k"]}}
+        panels[split] = {name: [v[key] for v in per_dim.values()] for name, key in keys.items()}
+        intervals[split] = {
+            name: wilson_bounds(
+                [v[key] for v in per_dim.values()], [v.get("count") for v in per_dim.values()]
+            )
+            for name, key in keys.items()
+        }
     title = _plot_title(result, last)
     held_out = result["kind"] == "checkpoints"
     what = "Held-out action-bin accuracy" if held_out else "Action-bin accuracy"
@@ -127,6 +123,8 @@ def _write_offline(result: Mapping[str, Any], out: Path) -> list[Any]:
             list(m["per_dim"]),
             panels,
             title=f"{what} per dimension — {title}",
+            intervals=intervals,
+            caption=WILSON_CAPTION,
         )
     )
     if last["traces"]:
@@ -140,7 +138,122 @@ def _write_offline(result: Mapping[str, Any], out: Path) -> list[Any]:
         )
     if len(result["results"]) > 1:
         written.append(_learning_curve(plots, result["results"], out / "learning_curve.png"))
+    figures = [p for p in written if Path(p).suffix == ".png"]
+    written.append(write_offline_html(result, out / "report.html", figures))
     return written
+
+
+#: Captions of the offline figures in report.html.
+FIGURE_CAPTIONS = {
+    "dimension_accuracy.png": "Exact and within-±k bin accuracy per action dimension, per "
+    "split, with 95% Wilson intervals.",
+    "open_loop.png": "Predicted (first action of each chunk) against demonstrated actions "
+    "on held-out episodes.",
+    "learning_curve.png": "Held-out metrics per checkpoint; bands: 95% Wilson intervals.",
+}
+
+
+def write_offline_html(result: Mapping[str, Any], path: Path, figures: Sequence[Any]) -> Path:
+    """report.html of an offline result: its tables, the figures and the provenance."""
+    from vla_eval.report.html import Section, figures_section, provenance_section, table, write_html
+    from vla_eval.report.html.page import esc
+
+    last = result["results"][-1]
+    m = last["metrics"]
+    ks = m["within_k"]
+    header = ["", "count", "loss (nats)", "exact", *(f"±{k}" for k in ks), "L1", "MSE"]
+
+    def row(label: str, v: Mapping[str, Any]) -> list[str]:
+        cells = [
+            label,
+            f"{v['count']:,}",
+            _num(v["loss"], 0, 3).strip(),
+            pct(v["accuracy"], none="—"),
+        ]
+        cells += [pct(v[f"within_{k}"], none="—") for k in ks]
+        return [*cells, _num(v["l1"], 0, 4).strip(), _num(v["mse"], 0, 5).strip()]
+
+    numeric = range(1, len(header))
+    rows = [row("overall", m["overall"])] + [row(s, v) for s, v in m["per_split"].items()]
+    rows += [row(f"{e['task']} / {e['split']}", e) for e in m["per_task_split"]]
+    dims = [
+        [*row(name, v), _num(m["dispersion_ratio"][name], 0, 2).strip()]
+        for name, v in m["per_dim"].items()
+    ]
+    about = _describe_data(result["data"], m, last["tokenizer"]).replace("\n", "; ")
+    sections = [
+        Section(
+            "Held-out metrics",
+            f"<p>{esc(_scored_what(result, last))}</p><p>{esc(about)}</p>"
+            + table(header, rows, numeric=numeric, anchor="offline-table")
+            + f"<p>{esc(_dispersion_note(m['dispersion_ratio']))}</p>"
+            + (f"<p>{esc(_web_sentence(m['web']))}</p>" if "web" in m else ""),
+        ),
+        Section(
+            "Per action dimension",
+            table([*header, "dispersion"], dims, numeric=range(1, len(header) + 1)),
+        ),
+    ]
+    if len(result["results"]) > 1:
+        sections.append(
+            Section(
+                "Learning curve",
+                f"<pre>{esc(chr(10).join(_learning_table(result['results'])))}</pre>",
+            )
+        )
+    return write_html(
+        path,
+        f"Offline evaluation: {_plot_title(result, last)}",
+        *sections,
+        figures_section(figures, FIGURE_CAPTIONS),
+        provenance_section(result.get("provenance")),
+    )
+
+
+def _scored_what(result: Mapping[str, Any], last: Mapping[str, Any]) -> str:
+    if result["kind"] == "checkpoints":
+        run = f", run {last['run']}" if last.get("run") else ""
+        return f"checkpoint {last['checkpoint']} (step {last['step']}, stage {last['stage']}{run})"
+    return f"predictions {last['source']}"
+
+
+def _web_sentence(w: Mapping[str, Any]) -> str:
+    return (
+        f"web VQA (language retention): loss {w['loss']:.3f}, answer accuracy "
+        f"{100 * w['accuracy']:.1f}% over {w['count']} questions"
+    )
+
+
+#: What the error bars of the offline figures are.
+WILSON_CAPTION = (
+    "Error bars: 95% Wilson intervals over the scored entries (chunk steps x dimensions, "
+    "counted as independent, so narrower than episode-level uncertainty)."
+)
+
+
+def wilson_bounds(
+    rates: Sequence[float | None], counts: Sequence[int | None]
+) -> tuple[list[float | None], list[float | None]]:
+    """95% Wilson (lower, upper) of each measured share, from the share and its count.
+
+    A share without a count (or with none scored) has no interval: both bounds are None.
+
+    >>> [[round(b, 4) for b in side] for side in wilson_bounds([0.85], [20])]
+    [[0.6396], [0.9476]]
+    """
+    from vla_eval.stats.intervals import binomial_interval
+
+    lower: list[float | None] = []
+    upper: list[float | None] = []
+    for rate, n in zip(rates, counts, strict=True):
+        if rate is None or not n:
+            lower.append(None)
+            upper.append(None)
+            continue
+        ci = binomial_interval(min(max(round(rate * n), 0), n), n)
+        lower.append(ci.lower)
+        upper.append(ci.upper)
+    return lower, upper
 
 
 def _learning_curve(plots: Any, results: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -152,12 +265,20 @@ def _learning_curve(plots: Any, results: Sequence[Mapping[str, Any]], path: Path
         "exact bin accuracy": {},
         "L1 (action units)": {},
     }
+    bands: dict[str, dict[str, tuple[list, list]]] = {"exact bin accuracy": {}}
     for s in ordered[-1]["metrics"]["per_split"]:
+        cells = [r["metrics"]["per_split"].get(s, {}) for r in ordered]
         for label, key in zip(series, ("loss", "accuracy", "l1"), strict=True):
-            series[label][s] = [r["metrics"]["per_split"].get(s, {}).get(key) for r in ordered]
+            series[label][s] = [c.get(key) for c in cells]
+        bands["exact bin accuracy"][s] = wilson_bounds(
+            [c.get("accuracy") for c in cells], [c.get("count") for c in cells]
+        )
     if all("web" in r["metrics"] for r in ordered):
-        series["web VQA answer accuracy (language retention)"] = {
-            "web": [r["metrics"]["web"]["accuracy"] for r in ordered]
+        web = [r["metrics"]["web"] for r in ordered]
+        name = "web VQA answer accuracy (language retention)"
+        series[name] = {"web": [w["accuracy"] for w in web]}
+        bands[name] = {
+            "web": wilson_bounds([w["accuracy"] for w in web], [w["count"] for w in web])
         }
     # The trainer checkpoints at every stage's end, so a stage starts after the last
     # checkpoint of the previous one: mark that step with the new stage's name.
@@ -173,6 +294,9 @@ def _learning_curve(plots: Any, results: Sequence[Mapping[str, Any]], path: Path
         series,
         title="Held-out metrics over training" + (f" — {run}" if run else ""),
         marks=marks,
+        bands=bands,
+        caption="Bands: 95% Wilson intervals over the scored entries (chunk steps x "
+        "dimensions, counted as independent) and over the web VQA questions.",
     )
 
 

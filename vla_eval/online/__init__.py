@@ -11,17 +11,20 @@ uninterrupted run; `shard` (i, N) takes every N-th batch, so the union of N shar
 is the full run.
 
 A policy is any callable from an observation batch to actions (the contract is
-`vla_eval.policies.Policy`); it is not tied to this project's checkpoints. Modules:
-`config` (`OnlineConfig`), `work` (the planned episodes, batches, shards, fingerprint), `chunks`
-(action chunk execution), `rollout` (one batch's step loop), `resume`, `output`
-(records, progress) and `runner` (`run`, and the `StopHook` a stopping rule such as
-`vla_eval.stats.stopping.Stopper` plugs into). This package imports numpy and tqdm only,
-never the trainer or torch; torch enters through the policy.
+`vla_eval.policies.Policy`: ``reset(env_indices)`` and ``close()`` optional); it is not
+tied to this project's checkpoints. A policy that raises stops the run with a
+`PolicyError`, keeping every recorded episode. Modules: `config` (`OnlineConfig`),
+`work` (the planned episodes, batches, shards, fingerprint), `chunks` (action chunk
+execution), `rollout` (one batch's step loop), `resume`, `output` (records, progress),
+`runner` (`run`, and the `StopHook` a stopping rule such as
+`vla_eval.stats.stopping.Stopper` plugs into), `videos` and `frames` (``--videos``:
+chosen recorded episodes replayed into MP4 files). This package imports numpy and tqdm
+only (imageio for videos), never the trainer or torch; torch enters through the policy.
 """
 
 from vla_eval.online.config import SCHEMA, ChunkMode, OnlineConfig
 from vla_eval.online.output import env_provenance, episode_record
-from vla_eval.online.rollout import rollout_batch
+from vla_eval.online.rollout import PolicyError, rollout_batch
 from vla_eval.online.runner import StopHook, run
 from vla_eval.online.work import Work, parse_shard, plan, run_id, select_tasks, shard_batches
 from vla_eval.policies.base import Policy
@@ -31,6 +34,7 @@ __all__ = [
     "ChunkMode",
     "OnlineConfig",
     "Policy",
+    "PolicyError",
     "StopHook",
     "Work",
     "env_provenance",

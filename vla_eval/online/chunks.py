@@ -70,18 +70,38 @@ class ChunkExecutor:
         return action
 
 
-def as_chunk(actions: Any, n: int, action_dim: int) -> np.ndarray:
-    """A policy's answer as float64 chunks (n, C, action_dim); a UsageError if it does not fit."""
+def as_chunk(actions: Any, n: int, action_dim: int, who: str = "the policy") -> np.ndarray:
+    """A policy's answer as float64 chunks (n, C, action_dim); a UsageError if it does not fit.
+
+    Args:
+        actions: what the policy returned for ``n`` environments.
+        n: how many environments were asked.
+        action_dim: the environment's action size.
+        who: the policy, as error messages name it.
+    """
     if hasattr(actions, "detach"):
         actions = actions.detach().cpu().numpy()
-    a = np.asarray(actions, dtype=np.float64)
+    try:
+        a = np.asarray(actions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"{who} returned a {type(actions).__name__} that is not an array of numbers; "
+            f"the environment {_expected(n, action_dim)}"
+        ) from None
     if a.ndim == 2:
         a = a[:, None, :]
     if a.ndim != 3 or a.shape[0] != n or a.shape[2] != action_dim:
         raise UsageError(
-            f"the policy returned actions of shape {tuple(np.shape(actions))}; the environment "
-            f"needs ({n}, {action_dim}) or ({n}, chunk, {action_dim})"
+            f"{who} returned actions of shape {tuple(np.shape(actions))}; the environment "
+            f"{_expected(n, action_dim)} (N environments asked, D-dimensional actions)"
         )
     if not np.all(np.isfinite(a)):
-        raise UsageError("the policy returned NaN or infinite actions")
+        rows = np.flatnonzero(~np.isfinite(a).all(axis=(1, 2)))
+        raise UsageError(
+            f"{who} returned NaN or infinite actions (rows {rows[:5].tolist()} of {n})"
+        )
     return a
+
+
+def _expected(n: int, action_dim: int) -> str:
+    return f"needs (N, D) = ({n}, {action_dim}) or (N, C, D) = ({n}, C, {action_dim})"

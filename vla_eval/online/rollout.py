@@ -1,8 +1,11 @@
 """One batch of episodes rolled out to the end: the step loop of online evaluation.
 
 The batch's environments are reset together and stepped together, with one batched
-policy call per step for the environments that need a new action. numpy and
-`envs.base` only; torch, if any, enters through the policy.
+policy call per step for the environments that need a new action. A policy that
+raises stops the batch with a `PolicyError` (a `UsageError`: one line on the command
+line) naming the policy and the exception; the caller has already written every
+episode that finished. numpy, `envs.base` and `policies.registry` only; torch, if any,
+enters through the policy.
 """
 
 from __future__ import annotations
@@ -13,9 +16,28 @@ from typing import Any
 import numpy as np
 
 from vla_eval.envs.base import Env
+from vla_eval.errors import UsageError
 from vla_eval.online.chunks import ChunkExecutor, as_chunk
 from vla_eval.online.config import OnlineConfig
 from vla_eval.online.work import Work
+from vla_eval.policies.registry import describe_error
+
+
+class PolicyError(UsageError):
+    """The policy raised during a run (its exception is the ``__cause__``)."""
+
+
+def _call(name: str, what: str, method: Callable[..., Any], arg: Any, step: int = 0) -> Any:
+    """``method(arg)``, its exception (other than a UsageError) told as a `PolicyError`."""
+    try:
+        return method(arg)
+    except UsageError:
+        raise
+    except Exception as exc:  # the policy's own failure: stop the run, naming it
+        raise PolicyError(
+            f"policy {name} raised in {what} at step {step}: {describe_error(exc)} (episodes already "
+            "recorded are kept; fix the policy and resume the run)"
+        ) from exc
 
 
 def rollout_batch(
@@ -32,8 +54,10 @@ def rollout_batch(
     n = len(batch)
     obs = env.reset([w.seed for w in batch], [w.task for w in batch])
     instructions = obs.get("instruction")
-    if hasattr(policy, "reset"):
-        policy.reset(n)
+    name = config.policy_name
+    reset = getattr(policy, "reset", None)
+    if reset is not None:
+        _call(name, "reset()", reset, np.arange(n))
     executor = ChunkExecutor(n, config)
     limit = np.array(
         [config.max_steps or getattr(w.task.spec, "max_steps", None) or 10**9 for w in batch]
@@ -53,7 +77,8 @@ def rollout_batch(
                 for k, v in obs.items()
             }
             sub["env_index"] = rows
-            chunk = as_chunk(policy(sub), len(rows), env.action_dim)
+            answer = _call(name, "its call", policy, sub, t)
+            chunk = as_chunk(answer, len(rows), env.action_dim, f"policy {name}")
             executor.push(rows, chunk, t)
         action = executor.next(t)
         action = np.where(done[:, None], 0.0, action)

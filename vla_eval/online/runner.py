@@ -11,6 +11,8 @@ With a stopping hook (`StopHook`, e.g. `vla_eval.stats.stopping.Stopper`) the ep
 are taken round by round (seed 0 of every task, then seed 1, ...) and the hook sees
 each finished batch's outcomes in that order; the run stops after the first batch at
 which it says so, so a stopped run's episodes are a prefix of the full run in that order.
+With ``videos=K`` the chosen episodes are replayed afterwards with frame capture
+(`vla_eval.online.videos`); the run itself never renders for video.
 numpy, tqdm and the package's episodes writer only.
 """
 
@@ -26,7 +28,7 @@ from vla_eval.online.config import OnlineConfig
 from vla_eval.online.output import Progress, env_provenance, episode_record
 from vla_eval.online.resume import EpisodeKey, finished_outcomes
 from vla_eval.online.rollout import rollout_batch
-from vla_eval.online.work import plan, run_id, shard_batches
+from vla_eval.online.work import Plan, plan, run_id, shard_batches
 
 
 class StopHook(Protocol):
@@ -51,6 +53,7 @@ def run(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
     stop: StopHook | None = None,
+    videos: int = 0,
 ) -> Path:
     """Roll `policy` out over the planned episodes, appending records to `out`.
 
@@ -67,6 +70,9 @@ def run(
         progress: show a progress bar (stderr) with the running success rate per split.
         stop: a stopping hook: episodes are taken round by round and the run stops
             after the first batch at which the hook says so. Not with a shard.
+        videos: after the run, replay up to this many recorded episodes per (task,
+            split), successes and failures, into videos (`vla_eval.online.videos`);
+            0 renders nothing.
 
     Returns:
         The path of the episodes file.
@@ -75,6 +81,12 @@ def run(
     from vla_eval.locking import output_lock
 
     out = Path(out)
+    if videos:
+        from vla_eval.online.frames import video_format
+
+        if videos < 0:
+            raise UsageError(f"--videos must be at least 0, got {videos}")
+        video_format()  # a missing imageio is said before the run, not after it
     if stop is not None and shard != (0, 1):
         raise UsageError("a stopping rule needs the whole run; it cannot be used with --shard")
     planned = plan(env, config, "seed" if stop is not None else "task")
@@ -82,6 +94,10 @@ def run(
     rid = run_id(env, config, policy_id or config.policy_name)
     with output_lock(out, "episodes file"):
         outcomes = finished_outcomes(out, rid, resume)
+        if shard != (0, 1):
+            _write_manifest(out, planned, shard, rid, config.policy_name)
+            if not batches.positions():
+                return out  # more shards than batches: this one owes nothing
         # Only the batches of this shard count (a key of another shard is never re-run).
         positions = batches.positions()
         mine = {k for k in outcomes if (b := planned.batch_of(k)) is not None and b in positions}
@@ -103,4 +119,28 @@ def run(
                 if stop is not None and stop.observe((w.key, outcomes[w.key]) for w in batch):
                     break
         bar.close()
+        if videos:
+            _record_videos(env, policy, config, out, rid, videos)
     return out
+
+
+def _record_videos(
+    env: Env, policy: Callable[..., Any], config: OnlineConfig, out: Path, rid: str, k: int
+) -> None:
+    """Replay up to `k` recorded episodes per (task, split) into videos beside `out`."""
+    from vla_eval.online.videos import record_videos, recorded_episodes, videos_dir
+
+    record_videos(env, policy, config, recorded_episodes(out, rid), k, videos_dir(out))
+
+
+def _write_manifest(
+    out: Path, planned: Plan, shard: tuple[int, int], rid: str, policy: str
+) -> None:
+    """Record beside `out` which episodes this shard was planned to run (`episodes.manifest`)."""
+    from vla_eval.episodes.manifest import ShardManifest, write_manifest
+
+    tasks = tuple((t.name, t.split) for t in planned.tasks)
+    manifest = ShardManifest(
+        rid, shard, tasks, planned.trials, planned.batch_size, planned.order, policy
+    )
+    write_manifest(out, manifest)

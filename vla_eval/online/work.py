@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, overload
 
@@ -37,15 +38,52 @@ class Work:
         return (self.task.name, self.task.split, self.seed)
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/N"`` -> (i, N) with 0 <= i < N."""
+def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N) with 0 <= i < N; ``"auto"`` reads it from the environment.
+
+    ``auto`` takes a Slurm array's ``SLURM_ARRAY_TASK_ID`` and ``SLURM_ARRAY_TASK_COUNT``
+    (ids counted from ``SLURM_ARRAY_TASK_MIN``, so ``--array=1-4`` gives shards 0..3), or
+    torchrun's ``RANK`` and ``WORLD_SIZE``.
+
+    >>> parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1",
+    ...                      "SLURM_ARRAY_TASK_COUNT": "4"})
+    (2, 4)
+    """
+    if text == "auto":
+        return _shard_from_environment(os.environ if environ is None else environ)
     try:
         i, n = (int(p) for p in text.split("/"))
     except ValueError:
-        raise UsageError(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
+        raise UsageError(f"--shard must look like i/N (e.g. 0/4) or auto, got {text!r}") from None
     if n < 1 or not 0 <= i < n:
         raise UsageError(f"--shard {text}: need 0 <= i < N")
     return i, n
+
+
+def _shard_from_environment(environ: Mapping[str, str]) -> tuple[int, int]:
+    """(i, N) from a Slurm array task or a torchrun rank."""
+    if "SLURM_ARRAY_TASK_ID" in environ:
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+        default = {"SLURM_ARRAY_TASK_MIN": "0"}
+    elif "RANK" in environ:
+        names, default = ("RANK", "WORLD_SIZE"), {}
+    else:
+        raise UsageError(
+            "--shard auto: neither SLURM_ARRAY_TASK_ID (a Slurm array job) nor RANK "
+            "(torchrun) is set; give --shard i/N"
+        )
+    values = []
+    for name in names:
+        text = environ.get(name, default.get(name))
+        if text is None or not text.strip().isdigit():
+            raise UsageError(f"--shard auto: {name} must be a whole number, got {text!r}")
+        values.append(int(text))
+    index = values[0] - (values[2] if len(values) > 2 else 0)
+    count = values[1]
+    if count < 1 or not 0 <= index < count:
+        shown = ", ".join(f"{n}={environ.get(n)}" for n in names if n in environ)
+        raise UsageError(f"--shard auto: {shown} do not give a shard 0 <= i < N")
+    return index, count
 
 
 def select_tasks(env: Env, config: OnlineConfig) -> list[Task]:

@@ -16,12 +16,17 @@ import seaborn as sns
 
 from vla_eval.plots.common import save
 
+#: (lower, upper) bounds, one per bar.
+Bounds = tuple[Sequence[float | None], Sequence[float | None]]
+
 
 def dimension_accuracy_plot(
     path: str | os.PathLike[str],
     dims: Sequence[str],
     panels: Mapping[str, Mapping[str, Sequence[float | None]]],
     title: str = "Action-bin accuracy per dimension",
+    intervals: Mapping[str, Mapping[str, Bounds]] | None = None,
+    caption: str | None = None,
 ) -> Path:
     """Grouped bars of accuracy per action dimension: exact, then within ±k bins.
 
@@ -32,6 +37,9 @@ def dimension_accuracy_plot(
             in [0, 1] or None}}``; series are drawn side by side in the given order
             (e.g. "exact", "within ±1", ...). None draws no bar.
         title: the figure title.
+        intervals: ``{panel: {series: ((D,) lower, (D,) upper)}}``: error bars on
+            the bars (e.g. 95% Wilson intervals); None bounds draw none.
+        caption: a line under the figure (what the error bars are).
 
     Returns:
         The written path.
@@ -53,14 +61,16 @@ def dimension_accuracy_plot(
     for ax, name in zip(axes[:, 0], names, strict=True):
         for j, s in enumerate(series):
             values = panels[name].get(s, [None] * n_dims)
-            heights = np.array([np.nan if v is None else v for v in values], dtype=float)
-            ax.bar(
-                x + (j - (len(series) - 1) / 2) * width,
-                heights,
-                width * 0.95,
-                color=palette[j],
-                label=s,
-            )
+            heights = _floats(values)
+            at = x + (j - (len(series) - 1) / 2) * width
+            ax.bar(at, heights, width * 0.95, color=palette[j], label=s)
+            bounds = (intervals or {}).get(name, {}).get(s)
+            if bounds is not None:
+                lo, hi = _floats(bounds[0]), _floats(bounds[1])
+                ax.errorbar(
+                    at, heights, yerr=[heights - lo, hi - heights], fmt="none", ecolor="0.15",
+                    elinewidth=1.0, capsize=2,
+                )  # fmt: skip
         ax.set_ylim(0, 1.05)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(xmax=1.0))
         ax.set_ylabel("held-out accuracy")
@@ -73,8 +83,15 @@ def dimension_accuracy_plot(
         title="predicted bin", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
     )
     fig.suptitle(title, x=0.01, ha="left", fontsize=12)
+    if caption:
+        fig.supxlabel(caption, x=0.01, ha="left", fontsize=8.5, color="0.3")
     fig.tight_layout()
     return save(fig, path)
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """Values as floats, None as NaN (matplotlib draws nothing there)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def action_traces_plot(

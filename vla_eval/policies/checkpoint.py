@@ -40,6 +40,7 @@ class CheckpointPolicy:
         self.step = int(ckpt["step"])
         self.action_dim = int(self.model.config.action_dim)
         self.path = Path(path)
+        self.name = self.path.stem  # what the episode records call the policy
         self._torch = torch
 
     def fingerprint(self) -> str:

@@ -33,20 +33,47 @@ if TYPE_CHECKING:
 COMPARE_SCHEMA = "vla-eval/compare/2"
 
 
-def load_policies(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, EpisodeTable]]:
+def load_policies(
+    paths: Sequence[str | os.PathLike[str]],
+    names: Sequence[str] | None = None,
+    *,
+    split: str = "default",
+    default_task: str = "default",
+    lerobot_seed: int | None = None,
+) -> list[tuple[str, EpisodeTable]]:
     """One (name, episodes) per policy: each file is read separately, and a file that
     names several policies contributes each of them. A policy without a name in its
-    records is named after its file."""
+    records is named after its file.
+
+    Args:
+        paths: the episode files.
+        names: one policy name per file, overriding what the file says (LeRobot's
+            ``eval_info.json`` names no policy); each such file must hold one policy.
+        split, default_task, lerobot_seed: as for `vla_eval.episodes.load_episodes`.
+    """
+    if names is not None and len(names) != len(paths):
+        raise UsageError(
+            f"{len(names)} policy name(s) for {len(paths)} episode file(s); give one name per file"
+        )
     out: list[tuple[str, EpisodeTable]] = []
-    for p in paths:
-        table = load_episodes([p])
+    for i, p in enumerate(paths):
+        name = None if names is None else names[i]
+        table = load_episodes(
+            [p],
+            split,
+            policy_name=name,
+            default_task=default_task,
+            lerobot_seed=lerobot_seed,
+        )
         if len(table) == 0:
             raise UsageError(f"{p}: no episodes")
-        for name in table.policies():
-            part = table.select(table.policy == name) if len(table.policies()) > 1 else table
-            out.append((name or Path(p).stem, part))
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
+        for policy in table.policies():
+            part = table.select(table.policy == policy) if len(table.policies()) > 1 else table
+            out.append((policy or Path(p).stem, part))
+    labels = [n for n, _ in out]
+    if len(set(labels)) != len(labels):
+        if names is not None:
+            raise UsageError(f"policy names must differ, got {', '.join(names)}")
         # Same policy name in two files: fall back to the file paths, which differ.
         out = [
             (f"{t.files[0]}" + (f" [{n}]" if n != Path(t.files[0]).stem else ""), t) for n, t in out
@@ -56,14 +83,14 @@ def load_policies(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, Ep
     return out
 
 
-def _outcomes(table: EpisodeTable) -> dict[tuple[str, str, int], int]:
-    """(task, split, seed) -> row index in `table`."""
-    return {
-        key: i
-        for i, key in enumerate(
-            zip(table.task.tolist(), table.split.tolist(), table.seed.tolist(), strict=True)
-        )
-    }
+def _outcomes(table: EpisodeTable) -> dict[tuple[str, str, int, str], int]:
+    """(task, split, seed, seed scope) -> row index in `table`.
+
+    The scope is ``""`` for real seeds and the file's name where seeds only number a
+    file's episodes (LeRobot's suite output), so such episodes pair with nothing.
+    """
+    columns = (table.task.tolist(), table.split.tolist(), table.seed.tolist(), table.scope.tolist())
+    return {key: i for i, key in enumerate(zip(*columns, strict=True))}
 
 
 @dataclass(frozen=True)
@@ -72,7 +99,7 @@ class _Side:
 
     name: str
     table: EpisodeTable
-    index: dict[tuple[str, str, int], int]
+    index: dict[tuple[str, str, int, str], int]
 
 
 def build_comparison(
@@ -104,7 +131,7 @@ def build_comparison(
         raise UsageError("compare needs at least two policies")
     names = [n for n, _ in policies]
     sides = {n: _Side(n, t, _outcomes(t)) for n, t in policies}
-    notes: list[str] = []
+    notes: list[str] = list(dict.fromkeys(n for _, t in policies for n in t.notes))
     pair_rows = []
     task_rows: list[dict[str, Any]] = []
     for a, b in combinations(names, 2):
@@ -151,10 +178,13 @@ def _compare_pair(
         _require_partners(a, b)
     use_pairs = matched if paired is None else bool(paired)
     if paired is None and not matched:
-        notes.append(
-            f"{a.name} vs {b.name}: the episodes do not share (task, split, seed), so the "
-            "tests are unpaired"
+        unknown = [s.name for s in (a, b) if any(s.table.scopes)]
+        why = (
+            f"the seeds of {' and '.join(unknown)} are not recorded (LeRobot's suite output)"
+            if unknown
+            else "the episodes do not share (task, split, seed)"
         )
+        notes.append(f"{a.name} vs {b.name}: {why}, so the tests are unpaired")
     groups_a = dict.fromkeys(zip(ta.task.tolist(), ta.split.tolist(), strict=True))
     if set(groups_a) != set(zip(tb.task.tolist(), tb.split.tolist(), strict=True)):
         notes.append(
@@ -221,10 +251,16 @@ def _require_partners(a: _Side, b: _Side) -> None:
     for mine, other in ((a, b), (b, a)):
         for key, row in mine.index.items():
             if key not in other.index:
+                unknown = (
+                    "; its file records no seeds (give the --seed LeRobot ran with as "
+                    "--lerobot-seed)"
+                    if key[3]
+                    else ""
+                )
                 raise UsageError(
                     f"{mine.table.where(row)}: episode (task {key[0]!r}, split {key[1]!r}, "
                     f"seed {key[2]}) of {mine.name} has no partner in {other.name} "
-                    f"({', '.join(other.table.files)}); --paired needs both "
+                    f"({', '.join(other.table.files)}){unknown}; --paired needs both "
                     "policies run on the same (task, split, seed) episodes"
                 )
 

@@ -7,6 +7,7 @@ tables and plain sentences; adds no numbers of its own. Depends on
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,63 @@ from vla_eval.formatting import pct, pvalue
 def policy_label(report: dict[str, Any]) -> str:
     """The policy's name, else the episode files' names."""
     return report["policy"] or ", ".join(Path(f).name for f in report["inputs"]["files"][:3])
+
+
+#: Splits in this order first (the generalisation question reads seen, then unseen).
+SPLIT_ORDER = ("seen", "unseen")
+
+
+def natural_key(text: object) -> tuple:
+    """Sort key that orders embedded numbers by value: ``task 2`` before ``task 10``.
+
+    >>> sorted(["task 10", "task 2", "Pick"], key=natural_key)
+    ['Pick', 'task 2', 'task 10']
+    """
+    parts = re.split(r"(\d+)", str(text).casefold())
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def split_key(split: object) -> tuple:
+    """Sort key for splits: seen, unseen, then the others by name."""
+    name = str(split)
+    return (
+        (SPLIT_ORDER.index(name), ())
+        if name in SPLIT_ORDER
+        else (len(SPLIT_ORDER), natural_key(name))
+    )
+
+
+def ordered_groups(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's (task, split) rows in a stable order: by task name, then split.
+
+    Episodes arrive in whatever order rollouts finish; tables and figures must not
+    follow it. Every grouping field of ``inputs.by`` takes part, splits last.
+    """
+    by = report["inputs"]["by"]
+    fields = [f for f in by if f != "split"]
+
+    def key(g: dict[str, Any]) -> tuple:
+        return (
+            *(natural_key(g.get(f)) for f in fields),
+            split_key(g.get("split")) if "split" in by else (),
+        )
+
+    return sorted(report["groups"], key=key)
+
+
+def ordered_task_groups(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's per-(task group, split) rows, by group name, then split."""
+    rows = report.get("task_groups") or []
+    return sorted(rows, key=lambda g: (natural_key(g["group"] or ""), split_key(g["split"])))
+
+
+def rates_cells(row: dict[str, Any]) -> str:
+    """``k/n | pooled (CI) | macro (CI)`` of a split or task-group row, as table cells."""
+    p, m = row["pooled"], row["macro"]
+    return (
+        f"{p['successes']}/{p['trials']} | {pct(p['rate'])} ({_ci(p['lower'], p['upper'])}) | "
+        f"{pct(m['rate'])} ({_ci(m['lower'], m['upper'])})"
+    )
 
 
 def _ci(lo: float, hi: float) -> str:
@@ -43,7 +101,7 @@ def format_report(report: dict[str, Any]) -> str:
         "| " + " | ".join(by) + f" | successes | trials | rate | {conf} CI (Wilson) |",
         "|" + "---|" * len(by) + "---:|---:|---:|---|",
     ]
-    for g in report["groups"]:
+    for g in ordered_groups(report):
         lines.append(
             "| "
             + " | ".join(str(g[f]) for f in by)
@@ -58,20 +116,31 @@ def format_report(report: dict[str, Any]) -> str:
         f"| mean of task rates ({conf} CI) |",
         "|---|---:|---:|---|---|",
     ]
-    for s in report["splits"]:
-        p, m = s["pooled"], s["macro"]
-        lines.append(
-            f"| {s['split']} | {s['tasks']} | {p['successes']}/{p['trials']} | "
-            f"{pct(p['rate'])} ({_ci(p['lower'], p['upper'])}) | "
-            f"{pct(m['rate'])} ({_ci(m['lower'], m['upper'])}) |"
-        )
-    lines += ["", "## Generalisation gap", "", _gap_sentence(report["gap"], conf)]
+    lines += [
+        f"| {s['split']} | {s['tasks']} | {rates_cells(s)} |"
+        for s in sorted(report["splits"], key=lambda s: split_key(s["split"]))
+    ]
+    if report.get("task_groups"):
+        lines += [
+            "",
+            "## Task groups",
+            "",
+            f"| group | split | tasks | successes/trials | pooled rate ({conf} Wilson CI) "
+            f"| mean of task rates ({conf} CI) |",
+            "|---|---|---:|---:|---|---|",
+        ]
+        lines += [
+            f"| {g['group'] or '(none)'} | {g['split']} | {g['tasks']} | {rates_cells(g)} |"
+            for g in ordered_task_groups(report)
+        ]
+    lines += ["", "## Generalisation gap", "", gap_sentence(report["gap"], conf)]
     if report["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines)
 
 
-def _gap_sentence(gap: dict[str, Any] | None, conf: str) -> str:
+def gap_sentence(gap: dict[str, Any] | None, conf: str) -> str:
+    """The seen -> unseen gap as one sentence (`conf` is the level's label, e.g. "95%")."""
     if gap is None:
         return "No gap: the episodes do not cover both a `seen` and an `unseen` split."
     sig = (

@@ -1,9 +1,11 @@
 """The success report of one policy: per group, per split (pooled and macro), and the gap.
 
-`build_report` turns one policy's episodes into what a user needs after rollouts:
-successes, trials, rate and Wilson interval per (task, split); per split the pooled
-rate and the mean of per-task rates with a stratified bootstrap interval; and the
-seen -> unseen generalisation gap with Newcombe's interval. The result is a
+`build_report` turns one policy's episode counts into what a user needs after
+rollouts: successes, trials, rate and Wilson interval per (task, split); per split the
+pooled rate and the mean of per-task rates; per task group (a suite such as
+``libero_spatial``) and split the same two rates; and the seen -> unseen
+generalisation gap with Newcombe's interval. It reads only per-(task, split) counts
+(`vla_eval.episodes.EpisodeCounts`), so its memory does not grow with the episodes. The result is a
 strict-JSON-ready dict (schema ``vla-eval/report/2``). Depends on
 `vla_eval.episodes` and `vla_eval.stats` only; never imports torch, and never imports
 scipy, so ``vla-eval report`` starts fast.
@@ -16,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from vla_eval.episodes import EpisodeTable
+from vla_eval.episodes import Cell, EpisodeCounts, EpisodeTable
 from vla_eval.errors import UsageError
 from vla_eval.stats.aggregate import DEFAULT_BOOTSTRAP, macro_mean, macro_mean_interval
 from vla_eval.stats.intervals import binomial_interval, check_confidence
 
 REPORT_SCHEMA = "vla-eval/report/2"
-BY_FIELDS = ("task", "split")
+BY_FIELDS = ("task", "split", "group")
 WIDE_CI = 0.4  # warn when an interval is wider than this: too few trials to conclude
 
 
@@ -37,39 +39,32 @@ def parse_by(text: str) -> tuple[str, ...]:
     return fields
 
 
-def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values in order of first appearance, and each entry's index into them."""
-    uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return uniq[order], rank[inverse]
+def _as_counts(episodes: EpisodeCounts | EpisodeTable) -> EpisodeCounts:
+    return episodes if isinstance(episodes, EpisodeCounts) else EpisodeCounts.from_table(episodes)
+
+
+def _value(counts: EpisodeCounts, cell: Cell, field: str) -> str:
+    return counts.task_groups.get(cell.task, "") if field == "group" else getattr(cell, field)
 
 
 def _count_groups(
-    table: EpisodeTable, fields: Sequence[str]
+    counts: EpisodeCounts, fields: Sequence[str], cells: Sequence[Cell] | None = None
 ) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
-    """Group episodes by `fields`: keys (ordered field by field, each by first appearance), successes and trials."""
-    combined = np.zeros(len(table), dtype=np.int64)
-    names = []
-    for f in fields:
-        uniq, code = table.categorical(f)  # == _codes(getattr(table, f)), without strings
-        combined = combined * len(uniq) + code
-        names.append(uniq)
-    # np.unique sorts the combined codes, i.e. by the first field's first-seen order,
-    # then the second's: rows come out in a stable order however episodes were
-    # interleaved in the file (rollouts finish out of order).
-    groups, inverse = np.unique(combined, return_inverse=True)
-    trials = np.bincount(inverse, minlength=groups.size)
-    successes = np.bincount(inverse, weights=table.success, minlength=groups.size)
-    keys = []
-    for g in groups:
-        key = []
-        for uniq in reversed(names):
-            g, c = divmod(int(g), len(uniq))
-            key.append(str(uniq[c]))
-        keys.append(tuple(reversed(key)))
-    return keys, successes.astype(np.int64), trials.astype(np.int64)
+    """Group `cells` (default: all) by `fields`: keys, successes and trials.
+
+    Keys are ordered field by field, each by first appearance in the files, so rows come
+    out in a stable order however episodes were interleaved (rollouts finish out of order).
+    """
+    rank = {f: {v: i for i, v in enumerate(counts.order(f))} for f in fields}
+    totals: dict[tuple[str, ...], list[int]] = {}
+    for cell in counts.cells if cells is None else cells:
+        total = totals.setdefault(tuple(_value(counts, cell, f) for f in fields), [0, 0])
+        total[0] += cell.successes
+        total[1] += cell.trials
+    keys = sorted(totals, key=lambda key: [rank[f][v] for f, v in zip(fields, key, strict=True)])
+    k = np.array([totals[key][0] for key in keys], dtype=np.int64)
+    n = np.array([totals[key][1] for key in keys], dtype=np.int64)
+    return keys, k, n
 
 
 def interval_dict(k: int, n: int, confidence: float) -> dict[str, Any]:
@@ -85,8 +80,8 @@ def interval_dict(k: int, n: int, confidence: float) -> dict[str, Any]:
 
 
 def build_report(
-    table: EpisodeTable,
-    by: Sequence[str] = BY_FIELDS,
+    episodes: EpisodeCounts | EpisodeTable,
+    by: Sequence[str] = ("task", "split"),
     confidence: float = 0.95,
     seed: int = 0,
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
@@ -97,8 +92,9 @@ def build_report(
     """The success report of one policy's episodes.
 
     Args:
-        table: the episodes (see `vla_eval.episodes.load_episodes`).
-        by: fields to group the per-group table by (subset of task, split).
+        episodes: the episodes' counts (`vla_eval.episodes.count_episodes`, memory flat
+            in the number of episodes) or a table (`vla_eval.episodes.load_episodes`).
+        by: fields to group the per-group table by (subset of task, split, group).
         confidence: level of every interval.
         seed: seed of the bootstrap generator (recorded in the result).
         n_bootstrap: bootstrap replicates for the mean of per-task rates.
@@ -112,42 +108,35 @@ def build_report(
 
     Returns:
         A dict ready for `vla_eval.results.write_json`, schema ``vla-eval/report/2``.
+        ``task_groups`` holds, per task group (a suite such as ``libero_spatial``, from
+        LeRobot's suite output or a ``group`` field) and split, the pooled rate and the
+        mean of its tasks' rates; the pooled rate over all groups is the split's.
 
     Raises:
         UsageError: no episodes, episodes of several policies, or a required split
             without episodes.
     """
     confidence = check_confidence(confidence)
-    named = _one_policy(table)
-    present = _splits_present(table, splits)
-    groups, warnings = _group_rows(table, by, confidence)
-    rng = np.random.default_rng(seed)
-    task_keys, task_k, task_n = _count_groups(table, ("split", "task"))
-    split_rows = []
-    pooled: dict[str, tuple[int, int]] = {}
-    for s in present:
-        idx = [i for i, key in enumerate(task_keys) if key[0] == s]
-        pooled[s] = (int(task_k[idx].sum()), int(task_n[idx].sum()))
-        split_rows.append(
-            _split_row(s, task_k[idx], task_n[idx], confidence, rng, n_bootstrap, macro)
+    counts = _as_counts(episodes)
+    named = _one_policy(counts)
+    present = _splits_present(counts, splits)
+    if "group" in by and not counts.task_groups:
+        raise UsageError(
+            f"{', '.join(counts.files)}: --by group, but no episode names a task group "
+            "(LeRobot's suite output and files with a 'group' field do)"
         )
-    gap_row = None
-    if gap[0] in pooled and gap[1] in pooled:
-        gap_row = _gap_row(gap, pooled, confidence)
-        tasks_from = {key[1] for key in task_keys if key[0] == gap[0]}
-        tasks_to = {key[1] for key in task_keys if key[0] == gap[1]}
-        if tasks_from != tasks_to:
-            only = sorted(tasks_from ^ tasks_to)
-            warnings.append(
-                f"the {gap[0]} and {gap[1]} splits cover different tasks ({', '.join(only[:5])} "
-                "in only one); the pooled gap mixes task difficulty with generalisation"
-            )
+    groups, warnings = _group_rows(counts, by, confidence)
+    rng = np.random.default_rng(seed)
+    split_rows, gap_row = _splits_and_gap(
+        counts, present, gap, confidence, rng, n_bootstrap, macro, warnings
+    )
+    suites = _task_group_rows(counts, present, confidence, rng, n_bootstrap, macro)
     return {
         "schema": REPORT_SCHEMA,
         "policy": named[0] if named else None,
         "inputs": {
-            "files": list(table.files),
-            "episodes": len(table),
+            "files": list(counts.files),
+            "episodes": counts.episodes,
             "by": list(by),
             "confidence": confidence,
             "n_bootstrap": n_bootstrap,
@@ -156,16 +145,72 @@ def build_report(
         "seeds": {"bootstrap": seed},
         "groups": groups,
         "splits": split_rows,
+        "task_groups": suites,
         "gap": gap_row,
-        "warnings": warnings,
+        "warnings": list(counts.notes) + warnings,
     }
 
 
-def _one_policy(table: EpisodeTable) -> list[str]:
-    """The policy names in `table` (at most one; unnamed episodes do not count)."""
-    if len(table) == 0:
-        raise UsageError(f"{', '.join(table.files)}: no episodes to report")
-    named = [p for p in table.policies() if p]
+def _splits_and_gap(
+    counts: EpisodeCounts,
+    present: Sequence[str],
+    gap: tuple[str, str],
+    confidence: float,
+    rng: np.random.Generator,
+    n_bootstrap: int,
+    macro: str,
+    warnings: list[str],
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Each split's pooled and macro rates, and the gap (None unless both splits are there)."""
+    task_keys, task_k, task_n = _count_groups(counts, ("split", "task"))
+    split_rows = []
+    pooled: dict[str, tuple[int, int]] = {}
+    for s in present:
+        idx = [i for i, key in enumerate(task_keys) if key[0] == s]
+        pooled[s] = (int(task_k[idx].sum()), int(task_n[idx].sum()))
+        split_rows.append(
+            _split_row(s, task_k[idx], task_n[idx], confidence, rng, n_bootstrap, macro)
+        )
+    if not (gap[0] in pooled and gap[1] in pooled):
+        return split_rows, None
+    tasks_from = {key[1] for key in task_keys if key[0] == gap[0]}
+    tasks_to = {key[1] for key in task_keys if key[0] == gap[1]}
+    if tasks_from != tasks_to:
+        only = sorted(tasks_from ^ tasks_to)
+        warnings.append(
+            f"the {gap[0]} and {gap[1]} splits cover different tasks ({', '.join(only[:5])} "
+            "in only one); the pooled gap mixes task difficulty with generalisation"
+        )
+    return split_rows, _gap_row(gap, pooled, confidence)
+
+
+def _task_group_rows(
+    counts: EpisodeCounts,
+    splits: Sequence[str],
+    confidence: float,
+    rng: np.random.Generator,
+    n_bootstrap: int,
+    macro: str,
+) -> list[dict[str, Any]]:
+    """Per (task group, split): the pooled rate and the mean of the group's task rates."""
+    if not counts.task_groups:
+        return []
+    keys, k, n = _count_groups(counts, ("group", "split", "task"))
+    rows = []
+    for group in counts.order("group"):
+        for s in splits:
+            idx = [i for i, key in enumerate(keys) if key[0] == group and key[1] == s]
+            if idx:
+                row = _split_row(s, k[idx], n[idx], confidence, rng, n_bootstrap, macro)
+                rows.append({"group": group or None, **row})
+    return rows
+
+
+def _one_policy(counts: EpisodeCounts) -> list[str]:
+    """The policy names in `counts` (at most one; unnamed episodes do not count)."""
+    if counts.episodes == 0:
+        raise UsageError(f"{', '.join(counts.files)}: no episodes to report")
+    named = [p for p in counts.policies() if p]
     if len(named) > 1:
         raise UsageError(
             f"the episodes come from {len(named)} policies ({', '.join(named[:5])}); "
@@ -174,15 +219,14 @@ def _one_policy(table: EpisodeTable) -> list[str]:
     return named
 
 
-def _splits_present(table: EpisodeTable, splits: Sequence[str] | None) -> list[str]:
+def _splits_present(counts: EpisodeCounts, splits: Sequence[str] | None) -> list[str]:
     """The splits to report: `splits` if given (each must have episodes), else all."""
-    split_names, _ = table.categorical("split")
-    present = [str(s) for s in split_names]
+    present = counts.order("split")
     if splits:
         missing = [s for s in splits if s not in present]
         if missing:
             raise UsageError(
-                f"{', '.join(table.files)}: split {missing[0]!r} has no episodes "
+                f"{', '.join(counts.files)}: split {missing[0]!r} has no episodes "
                 f"(present: {', '.join(present)})"
             )
         present = list(splits)
@@ -190,10 +234,10 @@ def _splits_present(table: EpisodeTable, splits: Sequence[str] | None) -> list[s
 
 
 def _group_rows(
-    table: EpisodeTable, by: Sequence[str], confidence: float
+    counts: EpisodeCounts, by: Sequence[str], confidence: float
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per group of `by`, and a warning for each group with too few trials."""
-    keys, k, n = _count_groups(table, by)
+    keys, k, n = _count_groups(counts, by)
     groups = []
     warnings = []
     for key, ki, ni in zip(keys, k, n, strict=True):

@@ -2,8 +2,8 @@
 
 `TinyVLAConfig` (the model's architecture, what a checkpoint stores, and `PARTS`, the
 model's named parts the recipe stages train or freeze), and the run's
-`TrainConfig` with its parts `DataConfig`, `SamplingConfig`, `AugmentConfig` and
-`RecipeConfig`. Protocol files and experiment plans build these without paying for a
+`TrainConfig` with its parts `DataConfig`, `SamplingConfig`, `AugmentConfig`,
+`RecipeConfig` and `TrackerConfig`. Protocol files and experiment plans build these without paying for a
 torch import, so this module imports only the standard library, `vla_eval.errors`
 and the task families of `vla_eval.envs.base`; it must never import torch or any
 other trainer module.
@@ -241,6 +241,35 @@ class RecipeConfig:
             raise UsageError("recipe.grad_accum and recipe.lora_rank must be at least 1")
 
 
+#: The trackers a run can log to ("none": only the run folder's own files).
+TRACKER_NAMES: tuple[str, ...] = ("none", "tensorboard", "mlflow", "wandb")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Where a run's metrics and findings also go (`[train.tracker]`; `--tracker` overrides).
+
+    Not part of what a run computes: checkpoints and run.json leave it out, so a run may
+    be resumed with another tracker.
+
+    Attributes:
+        name: ``none``, ``tensorboard``, ``mlflow`` or ``wandb``.
+        uri: TensorBoard: a log folder; MLflow: a tracking URI; W&B: a server URL (logs
+            online). Default: a local store inside the run folder.
+        project: the MLflow experiment or W&B project (default ``vla-eval``).
+    """
+
+    name: Literal["none", "tensorboard", "mlflow", "wandb"] = "none"
+    uri: str | None = None
+    project: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in TRACKER_NAMES:
+            raise UsageError(
+                f"tracker.name must be one of {', '.join(TRACKER_NAMES)}, got {self.name!r}"
+            )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run.
@@ -258,6 +287,7 @@ class TrainConfig:
         threads: torch CPU threads per process (0: torch's default).
         action_regression: weight of the expected-bin squared error added to the
             action cross-entropy (see `action_loss`); 0 trains plain cross-entropy.
+        tracker: an experiment tracker that also receives the metrics and findings.
     """
 
     name: str = "run"
@@ -275,6 +305,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     model: TinyVLAConfig = field(default_factory=TinyVLAConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**63:

@@ -112,11 +112,15 @@ def finished_run(out_dir: Path, steps: int) -> dict[str, Any] | None:
         return None
     if not (summary.is_file() and findings.is_file()):
         return None
-    return {
-        "run": json.loads(summary.read_text(encoding="utf-8")),
-        "findings": json.loads(findings.read_text(encoding="utf-8"))["findings"],
-        "checkpoint": latest,
-    }
+    from vla_eval.errors import DataError
+    from vla_eval.inputs import load_json_file
+
+    run, found = load_json_file(summary), load_json_file(findings)
+    if not isinstance(run, dict):
+        raise DataError(f"{summary}: expected a JSON object")
+    if not (isinstance(found, dict) and isinstance(found.get("findings"), list)):
+        raise DataError(f"{findings}: expected an object with a 'findings' list")
+    return {"run": run, "findings": found["findings"], "checkpoint": latest}
 
 
 def checkpoint_path(out_dir: Path, step: int) -> Path:
@@ -125,10 +129,16 @@ def checkpoint_path(out_dir: Path, step: int) -> Path:
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:
-    """The run's configuration as plain JSON data (what checkpoints and run.json hold)."""
+    """The run's configuration as plain JSON data (what checkpoints and run.json hold).
+
+    The tracker is left out: where metrics are also sent changes nothing a run computes,
+    so a run resumes under another tracker (and checkpoints from before trackers match).
+    """
     from vla_eval.config import to_dict
 
-    return json.loads(dumps(to_dict(config)))
+    data = json.loads(dumps(to_dict(config)))
+    data.pop("tracker", None)
+    return data
 
 
 def save_step_checkpoint(

@@ -3,7 +3,8 @@
 `set_up` gathers everything the loop in `train` holds into one `Run`: it joins the
 torchrun processes, checks and loads the checkpoint to resume from (`resume_state`:
 never over an existing run, never from another configuration; the Diagnose state and
-the last loss and held-out numbers come back too), seeds the one numpy
+the last loss and held-out numbers come back too), starts the experiment tracker the
+config names (before any data is built), seeds the one numpy
 generator and torch, builds the data, the model (with LoRA adapters when the
 checkpoint has them), the recipe, the task sampler, the Diagnose detectors, the
 metrics log and the progress bar. Depends on torch and the trainer's building
@@ -33,8 +34,10 @@ from vla_eval.trainer.model import TinyVLA
 from vla_eval.trainer.recipe import Recipe, build_recipe
 from vla_eval.trainer.run_dir import MetricsLog, config_dict, latest_checkpoint
 from vla_eval.trainer.sampling import Curriculum, TaskBalancedSampler
+from vla_eval.trainer.tracking import TrackerCallback, open_run_tracker
 
 if TYPE_CHECKING:
+    from vla_eval.trackers import Tracker
     from vla_eval.trainer.train import Callback
 
 
@@ -61,14 +64,18 @@ class Run:
     started: float
     last_loss: float | None = None
     heldout: dict[str, Any] = field(default_factory=dict)
+    tracker: Tracker | None = None  # the experiment tracker, if the config names one
 
 
 def set_up(
     config: TrainConfig, out: Path, resume: bool, progress: bool, callbacks: Sequence[Callback]
 ) -> Run:
-    """Processes, the checkpoint to resume from, randomness, data, model, sampler, logs."""
-    from tqdm import tqdm
+    """Processes, the checkpoint to resume from, the tracker, randomness, data, model,
+    sampler, logs.
 
+    The tracker is started right after the resume checks and before any data is built,
+    so a missing tracker library or an unreachable server stops the run at once.
+    """
     started = time.time()
     dist = init_distributed()
     if config.threads:
@@ -77,8 +84,36 @@ def set_up(
         raise UsageError(f"batch_size {config.batch_size} must divide by {dist.world} processes")
     state = resume_state(config, out, resume)
     start_step = int(state["step"]) if state else 0
+    tracker = None
     if dist.main:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        tracker = open_run_tracker(config, out, start_step if state else None)
+    if tracker is None:
+        return _build(config, out, progress, callbacks, state, start_step, dist, started)
+    try:
+        run = _build(
+            config, out, progress, [*callbacks, TrackerCallback(tracker)], state, start_step,
+            dist, started,
+        )  # fmt: skip
+    except BaseException:
+        tracker.close("failed")
+        raise
+    run.tracker = tracker
+    return run
+
+
+def _build(
+    config: TrainConfig,
+    out: Path,
+    progress: bool,
+    callbacks: Sequence[Callback],
+    state: dict[str, Any] | None,
+    start_step: int,
+    dist: Dist,
+    started: float,
+) -> Run:
+    """Randomness, data, model, sampler, Diagnose (restored when resuming), logs."""
+    from tqdm import tqdm
 
     # Randomness: one generator for data order and augmentation, one for torch.
     rng = np.random.default_rng([config.seed, dist.rank])

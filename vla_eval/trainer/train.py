@@ -12,7 +12,9 @@ written atomically every ``checkpoint_every`` steps, at the end of every stage a
 the end, and ``resume=True`` continues from the last checkpoint with the same losses
 as an uninterrupted run (Diagnose findings included: the detectors' state is in the
 checkpoint). The run directory is locked while a run writes it, so a second run on the
-same folder is refused at once; resuming a finished run changes nothing. Under ``torchrun`` the processes split each batch (data
+same folder is refused at once; resuming a finished run changes nothing. A tracker named
+in the config (`[train.tracker]`) also receives every metrics line and each Diagnose
+finding at its step (`tracking`). Under ``torchrun`` the processes split each batch (data
 parallel over gloo on the CPU) and average their gradients.
 
 `set_up` (module `setup`) builds the run or resumes it; the decisions of the recipe
@@ -83,6 +85,9 @@ class Callback:
     def on_evaluate(self, step: int, metrics: dict[str, Any]) -> None:
         """After each held-out evaluation."""
 
+    def on_finding(self, finding: Any) -> None:
+        """Each Diagnose finding (a `Finding`), as it is raised, before its step's metrics."""
+
     def on_end(self, result: TrainResult) -> None:
         """Once, after the final checkpoint."""
 
@@ -124,7 +129,10 @@ def train(
         done = finished_run(out, config.steps) if resume else None
         if done is not None:
             return _finished(out, config, done)
-        return _train(set_up(config, out, resume, progress, callbacks))
+        run = set_up(config, out, resume, progress, callbacks)
+        # the tracker is closed as failed if the run raises; `on_end` closes it otherwise
+        with run.tracker if run.tracker is not None else nullcontext():
+            return _train(run)
 
 
 def _train(run: Run) -> TrainResult:
@@ -266,7 +274,7 @@ def _diagnose_step(run: Run, step: int, out: _StepOutput, grad_norm: float, lr: 
         loss_per_task={k: float(np.mean(v)) for k, v in out.task_loss.items()},
         samples_per_task={k: len(v) for k, v in out.task_loss.items()},
     )
-    _print_findings(run, findings)
+    _report_findings(run, findings)
 
 
 # --- evaluation, logging, checkpoints ---------------------------------------------------
@@ -296,18 +304,23 @@ def _evaluate(run: Run, step: int, record: dict[str, Any]) -> None:
             web_accuracy=heldout["web_accuracy"],
             web_examples=web_examples,
         )
-        _print_findings(run, findings)
+        _report_findings(run, findings)
     for cb in run.callbacks:
         cb.on_evaluate(step, heldout)
     run.heldout = heldout
 
 
-def _print_findings(run: Run, findings: Sequence[Any]) -> None:
+def _report_findings(run: Run, findings: Sequence[Any]) -> None:
+    """Print each finding (main process) and hand it to the callbacks that take findings."""
     from tqdm import tqdm
 
     for finding in findings:
         if run.dist.main:
             tqdm.write(str(finding), file=sys.stderr)
+        for cb in run.callbacks:
+            hook = getattr(cb, "on_finding", None)  # callbacks written before this hook lack it
+            if hook is not None:
+                hook(finding)
 
 
 def _log_step(run: Run, step: int, record: dict[str, Any], stage: Stage) -> None:

@@ -207,6 +207,15 @@ class TabletopEnv:
         self.scene  # noqa: B018
         return list(self._task_list)
 
+    def render(self) -> np.ndarray:
+        """The batch's current frames (N, 64, 64, 3) uint8: what ``obs["image"]`` shows.
+
+        A finished episode keeps its last frame. Rendering happens in `step` anyway
+        (the images are the observation), so this costs a copy.
+        """
+        self.scene  # noqa: B018 - raises before the first reset
+        return self._images.copy()
+
     def _observe(self, changed: np.ndarray | None = None) -> Obs:
         """The observation; only tables in ``changed`` (default: all) are re-rendered."""
         scene = self.scene

@@ -159,7 +159,7 @@ class ExpertPolicy:
     """The scripted expert behind the rollout `Policy` interface (a reference policy).
 
     It reads the environment's privileged scene, so it is bound to one `TabletopEnv`;
-    `vla_eval.online` calls ``reset(n)`` after each batch's reset and passes
+    `vla_eval.online` calls ``reset(env_indices)`` after each batch's reset and passes
     ``obs["env_index"]``, the batch rows it wants actions for.
     """
 
@@ -167,7 +167,7 @@ class ExpertPolicy:
         self.env = env
         self.expert = ScriptedExpert(quality or DemoQuality())
 
-    def reset(self, n: int) -> None:
+    def reset(self, env_indices: np.ndarray) -> None:
         self.expert.reset(self.env, self.env._seeds)
 
     def __call__(self, obs: Obs) -> np.ndarray:
