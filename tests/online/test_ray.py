@@ -280,7 +280,13 @@ def test_a_stateful_policy_gets_a_server_per_worker_and_its_resets(cluster, tmp_
     online.run(env, CountingPolicy(env), cfg, tmp_path / "local.jsonl", progress=False)
     expected = keyed(tmp_path / "local.jsonl")
     result = run_ray(
-        ("tabletop", {}), CountingPolicy, cfg, tmp_path / "ray.jsonl", workers=2, progress=False
+        ("tabletop", {}),
+        CountingPolicy,
+        cfg,
+        tmp_path / "ray.jsonl",
+        workers=2,
+        progress=False,
+        policy_in_env=False,  # the policy actor path (the default with GPUs)
     )
     # the executed actions are recorded, so a missed reset or shared memory would show
     assert keyed(result.out) == expected
@@ -349,7 +355,9 @@ def test_a_restarted_policy_actor_reruns_the_batch_of_a_stateful_policy(cluster,
     killer = threading.Thread(target=restart_when_stalled)
     killer.start()
     policy = functools.partial(StallingCountingPolicy, marker=str(marker))
-    result = run_ray(("tabletop", {}), policy, cfg, out, workers=2, progress=False)
+    result = run_ray(
+        ("tabletop", {}), policy, cfg, out, workers=2, progress=False, policy_in_env=False
+    )
     killer.join()
     assert len(result.requeued) == 1
     assert keyed(out) == keyed(tmp_path / "local.jsonl")

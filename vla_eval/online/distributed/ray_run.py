@@ -101,15 +101,18 @@ def run_ray(
         policy_id: the policy's identity in the run fingerprint; default: the one the
             policy factory gives (a checkpoint's hash), else ``config.policy_name``.
         policy_in_env: build the policy inside each environment worker instead of in
-            its own actor: for policies that read the simulator's state. Default: only
-            the ``expert`` spec.
+            its own actor. Default: yes without GPUs (on CPUs a separate policy actor
+            only adds a round trip per step: +70% time per episode for TinyVLA on 2
+            cores, against -6% inside the workers) and for policies that read the
+            simulator's state (the ``expert`` spec); a policy actor with batched
+            inference when ``policy_gpus`` is given.
     """
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if policy_gpus < 0:
         raise UsageError(f"--policy-gpus must be 0 or more, got {policy_gpus}")
     if policy_in_env is None:
-        policy_in_env = policy_needs_env(policy_spec)
+        policy_in_env = policy_needs_env(policy_spec) or not policy_gpus
     if policy_gpus and policy_in_env:
         raise UsageError(
             "--policy-gpus: this policy runs inside each environment worker (it reads the simulator)"
