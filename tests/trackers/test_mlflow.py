@@ -68,3 +68,26 @@ def test_missing_mlflow_names_the_extra(tmp_path, monkeypatch) -> None:
     with pytest.raises(UsageError, match=r"vla-eval\[trackers\]"):
         open_tracker("mlflow", tmp_path)
     assert not (tmp_path / "mlflow").exists()
+
+
+@pytest.mark.slow  # a new SQLite store creates its tables: seconds
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path) -> None:
+    first = open_tracker("mlflow", tmp_path, project="resume", run_name="r")
+    for step in range(3):
+        first.log_scalars({"train/loss": 1.0 / (step + 1)}, step)
+    first.close("failed")  # killed: the next start resumes from its checkpoint at step 3
+    again = open_tracker("mlflow", tmp_path, project="resume", run_name="r", resume_step=3)
+    assert again.run_id == first.run_id
+    for step in range(3, 5):
+        again.log_scalars({"train/loss": 1.0 / (step + 1)}, step)
+    again.close()
+    fresh = open_tracker("mlflow", tmp_path, project="resume", run_name="r")  # not a resume
+    fresh.close()
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path.resolve() / 'mlflow' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("resume")
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {first.run_id, fresh.run_id} and fresh.run_id != first.run_id
+    assert runs[first.run_id].info.status == "FINISHED"
+    history = client.get_metric_history(first.run_id, "train/loss")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1, 2, 3, 4]

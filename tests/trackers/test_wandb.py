@@ -100,3 +100,20 @@ def test_missing_wandb_names_the_extra(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(UsageError, match=r"vla-eval\[trackers\]"):
         open_tracker("wandb", tmp_path)
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path) -> None:
+    first = open_tracker("wandb", tmp_path, run_name="w")
+    first.log_scalars({"train/loss": 1.0}, 0)
+    first.close("failed")
+    time.sleep(1.1)  # W&B names an offline run's folder by the second it started
+    again = open_tracker("wandb", tmp_path, run_name="w", resume_step=1)
+    again.log_scalars({"train/loss": 0.5}, 1)
+    again.close()
+    assert again.run_id == first.run_id
+    # offline, each start is its own run folder of the one run id; `wandb sync` joins them
+    files = sorted((tmp_path / "wandb").glob(f"offline-run-*-{first.run_id}/run-*.wandb"))
+    assert len(files) == 2
+    logged = [{step: row["train/loss"] for step, row in history(f).items()} for f in files]
+    assert logged == [{0: 1.0}, {1: 0.5}]
+    assert open_tracker("wandb", tmp_path / "other", run_name="w").run_id != first.run_id

@@ -69,6 +69,8 @@ def open_tracker(
         ...     tracker.log_scalars({"train/loss": 0.5}, step=0)
     """
     run_dir = Path(run_dir)
+    # a resumed training run continues its MLflow or W&B run (TensorBoard: its log folder)
+    earlier = _earlier_run(run_dir, name, uri, project) if resume_step is not None else None
     if name == "tensorboard":
         from vla_eval.trackers.tensorboard import open_tensorboard
 
@@ -76,16 +78,49 @@ def open_tracker(
     elif name == "mlflow":
         from vla_eval.trackers.mlflow import open_mlflow
 
-        tracker = open_mlflow(run_dir, uri, project, run_name)
+        tracker = open_mlflow(run_dir, uri, project, run_name, resume_id=earlier)
     elif name == "wandb":
         from vla_eval.trackers.wandb import open_wandb
 
-        return open_wandb(run_dir, uri, project, run_name, dict(config or {}))
+        tracker = open_wandb(run_dir, uri, project, run_name, dict(config or {}), resume_id=earlier)
     else:
         raise UsageError(f"unknown tracker {name!r}; choose one of {', '.join(TRACKERS)}")
-    if config:
+    if name != "tensorboard":
+        _remember_run(run_dir, name, uri, project, tracker.run_id)  # type: ignore[attr-defined]
+    if config and name != "wandb":  # W&B takes the config when its run starts
         tracker.log_params(config)
     return tracker
+
+
+#: Where a run folder records its MLflow or W&B run, so a resumed run continues it.
+RUN_RECORD = "tracker.json"
+RUN_RECORD_SCHEMA = "vla-eval/tracker-run/1"
+
+
+def _earlier_run(run_dir: Path, name: str, uri: str | None, project: str | None) -> str | None:
+    """The id of the tracker run this folder started before, when it is the same tracker,
+    URI and project (else None: a new run)."""
+    from vla_eval.inputs import load_json_file
+
+    path = run_dir / RUN_RECORD
+    if not path.is_file():
+        return None
+    record = load_json_file(path)
+    same = isinstance(record, dict) and record.get("schema") == RUN_RECORD_SCHEMA
+    if not same or [record.get(k) for k in ("name", "uri", "project")] != [name, uri, project]:
+        return None
+    run_id = record.get("run_id")
+    return run_id if isinstance(run_id, str) and run_id else None
+
+
+def _remember_run(
+    run_dir: Path, name: str, uri: str | None, project: str | None, run_id: str
+) -> None:
+    from vla_eval.results import write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"name": name, "uri": uri, "project": project, "run_id": run_id}
+    write_json(run_dir / RUN_RECORD, {"schema": RUN_RECORD_SCHEMA, **record})
 
 
 def view_hint(name: str, run_dir: str | os.PathLike[str], uri: str | None = None) -> str:

@@ -99,10 +99,15 @@ class MlflowTracker(Tracker):
 
 
 def open_mlflow(
-    run_dir: Path, uri: str | None, experiment: str | None, run_name: str
+    run_dir: Path,
+    uri: str | None,
+    experiment: str | None,
+    run_name: str,
+    resume_id: str | None = None,
 ) -> MlflowTracker:
     """A new MLflow run in `experiment` (default ``vla-eval``) of the store at `uri`
-    (default: a SQLite store inside `run_dir`).
+    (default: a SQLite store inside `run_dir`), or run `resume_id` continued when the
+    store still has it.
 
     Raises:
         UsageError: mlflow is not installed, the server cannot be reached, or the store
@@ -132,10 +137,22 @@ def open_mlflow(
             client = MlflowClient(tracking_uri=uri)
             found = client.get_experiment_by_name(name)
             exp_id = found.experiment_id if found else client.create_experiment(name, artifacts)
-            run = client.create_run(exp_id, run_name=run_name)
+            run = _continued(client, resume_id) or client.create_run(exp_id, run_name=run_name)
     except Exception as exc:  # any store error is the user's URI or server
         reason = " ".join(str(exc).split())[:300]
         raise UsageError(f"MLflow store {uri}: cannot start a run ({reason})") from None
     finally:
         quiet.setLevel(level)
     return MlflowTracker(client, run.info.run_id, uri, store / "videos")
+
+
+def _continued(client: Any, run_id: str | None) -> Any:
+    """Run `run_id` of the store, marked running again; None when there is none."""
+    if run_id is None:
+        return None
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # gone from the store: start a new run
+        return None
+    client.update_run(run_id, status="RUNNING")
+    return run

@@ -28,6 +28,11 @@ class WandbTracker(Tracker):
 
     name = "wandb"
 
+    @property
+    def run_id(self) -> str:
+        """The W&B run's id (a resumed training run continues it)."""
+        return str(self.run.id)
+
     def __init__(self, run: Any, location: str, scratch: Path) -> None:
         super().__init__(location)
         self.run, self._scratch = run, scratch
@@ -65,7 +70,12 @@ class WandbTracker(Tracker):
 
 
 def open_wandb(
-    run_dir: Path, uri: str | None, project: str | None, run_name: str, config: dict[str, Any]
+    run_dir: Path,
+    uri: str | None,
+    project: str | None,
+    run_name: str,
+    config: dict[str, Any],
+    resume_id: str | None = None,
 ) -> WandbTracker:
     """A new W&B run: offline under `run_dir`, or online on the server at `uri`.
 
@@ -92,6 +102,8 @@ def open_wandb(
             mode="online" if uri else "offline",
             settings=wandb.Settings(**settings),
             reinit="create_new",
+            # a resumed training run continues its W&B run (steps logged again are dropped)
+            **({"id": resume_id, "resume": "allow"} if resume_id else {}),
         )
     except Exception as exc:  # any refusal to start is the user's setup
         reason = " ".join(str(exc).split())[:300]
