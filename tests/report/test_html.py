@@ -289,3 +289,26 @@ def test_task_groups_are_rendered_when_present(tmp_path, capsys):
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "<h2>Task groups</h2>" in page
     assert page.index("<td>object</td>") < page.index("<td>spatial</td>")
+
+
+def test_online_html_writes_one_page_with_its_table_figure_and_videos(tmp_path, capsys):
+    out = tmp_path / "pick.jsonl"
+    argv = ["online", "expert", "--trials", "3", "--tasks", "pick", "--out", str(out)]
+    assert main([*argv, "--videos", "1", "--html", "--json", "--no-progress"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    page = Path(body["report_page"])
+    assert page == tmp_path / "pick.report.html" and (tmp_path / "pick.forest.png").is_file()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = [
+        [
+            task,
+            split,
+            str(sum(r["success"] for r in records if (r["task"], r["split"]) == (task, split))),
+            "3",
+        ]
+        for task, split in (("pick", "seen"), ("pick", "unseen"))
+    ]
+    assert [r[:4] for r in _table(page, "success-table")[1:]] == expected
+    text = page.read_text(encoding="utf-8")
+    assert text.count("data:image/png;base64,") == 1
+    assert text.count("<video") == len(body["videos"]["files"]) == 2  # one per (task, split)

@@ -72,3 +72,49 @@ def test_without_tracker_nothing_is_opened(tmp_path) -> None:
     assert open_tracker(args, tmp_path, {"command": "report"}) is None
     log_success_report(None, {"groups": []})  # a no-op, so commands wire it unconditionally
     assert list(tmp_path.iterdir()) == []
+
+
+def _scalars(logdir) -> dict[str, float]:
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: acc.Scalars(tag)[-1].value for tag in acc.Tags()["scalars"]}
+
+
+def test_report_command_logs_to_the_tracker(tmp_path, capsys) -> None:
+    from vla_eval.cli import main
+
+    write_episodes(tmp_path / "episodes.jsonl")
+    out = tmp_path / "out"
+    argv = [
+        "report",
+        str(tmp_path / "episodes.jsonl"),
+        "--out",
+        str(out),
+        "--tracker",
+        "tensorboard",
+    ]
+    assert main(argv) == 0
+    logged = _scalars(out / "tensorboard")
+    for (task, split), (k, n) in COUNTS.items():
+        assert logged[f"success/{task}/{split}/rate"] == np.float32(k / n)
+
+
+def test_online_command_logs_its_report_and_videos_to_the_tracker(tmp_path, capsys) -> None:
+    from vla_eval.cli import main
+
+    out = tmp_path / "run" / "pick.jsonl"
+    argv = ["online", "expert", "--trials", "2", "--tasks", "pick", "--out", str(out)]
+    assert (
+        main([*argv, "--videos", "1", "--tracker", "tensorboard", "--json", "--no-progress"]) == 0
+    )
+    body = json.loads(capsys.readouterr().out)
+    logged = _scalars(tmp_path / "run" / "tensorboard")
+    for split in body["splits"]:
+        pooled = split["pooled"]
+        assert logged[f"success/pooled/{split['split']}/rate"] == np.float32(
+            pooled["successes"] / pooled["trials"]
+        )
+    gifs = list((tmp_path / "run" / "tensorboard").rglob("*"))  # videos go in as GIF images
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    assert len(acc.Tags()["images"]) == len(body["videos"]["files"]) == 2, gifs
