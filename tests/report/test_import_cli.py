@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tests.episodes.lerobot_files import suite_file
 from vla_eval.cli import main
-
-
-def _suite(path, tasks):
-    # LeRobot's suite layout (`eval_policy_all`, src/lerobot/scripts/lerobot_eval.py).
-    per_task, groups = [], {}
-    for (group, tid), flags in tasks.items():
-        metrics = {"sum_rewards": [float(f) for f in flags], "max_rewards": [float(f) for f in flags],
-                   "successes": flags, "video_paths": [], "predicted_video_paths": []}  # fmt: skip
-        per_task.append({"task_group": group, "task_id": tid, "metrics": metrics})
-        groups.setdefault(group, []).extend(flags)
-    agg = {
-        g: {"pc_success": 100 * sum(f) / len(f), "n_episodes": len(f)} for g, f in groups.items()
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"per_task": per_task, "per_group": agg, "overall": {}}, f, indent=2)
-    return path
-
 
 T, F = True, False
 A = {("libero_spatial", 0): [T, T, F, T], ("libero_object", 0): [T, F, T, T]}
@@ -37,7 +20,7 @@ def _error(capsys, argv):
 
 
 def test_report_names_the_policy_and_renders_task_groups(tmp_path, capsys):
-    path = _suite(tmp_path / "a" / "eval_info.json", A)
+    path = suite_file(tmp_path / "a" / "eval_info.json", A)
     assert main(["report", str(path), "--policy-name", "smolvla", "--json"]) == 0
     captured = capsys.readouterr()
     body = json.loads(captured.out)
@@ -57,8 +40,8 @@ def test_report_names_the_policy_and_renders_task_groups(tmp_path, capsys):
 
 
 def test_compare_pairs_suite_output_only_with_the_seed(tmp_path, capsys):
-    a = _suite(tmp_path / "a" / "eval_info.json", A)
-    b = _suite(tmp_path / "b" / "eval_info.json", B)
+    a = suite_file(tmp_path / "a" / "eval_info.json", A)
+    b = suite_file(tmp_path / "b" / "eval_info.json", B)
     names = ["--policy-name", "smolvla", "--policy-name", "pi0"]
     assert main(["compare", str(a), str(b), *names, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pairs"][0]["paired"] is False

@@ -9,6 +9,7 @@ import sys
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from tests.episodes.lerobot_files import SUITE, suite_file
 from vla_eval.cli import main
 from vla_eval.episodes import Episode, load_episodes, write_episodes
 from vla_eval.report import build_report
@@ -193,32 +194,6 @@ def test_report_from_streamed_counts_equals_report_from_the_table(episodes, tmp_
         assert from_counts == from_table
 
 
-def _suite_file(path, tasks):
-    """LeRobot's suite eval_info.json (structure of `eval_policy_all`, lerobot_eval.py)."""
-    per_task, groups = [], {}
-    for (group, tid), flags in tasks.items():
-        metrics = {"sum_rewards": [float(f) for f in flags], "max_rewards": [float(f) for f in flags],
-                   "successes": flags, "video_paths": [], "predicted_video_paths": []}  # fmt: skip
-        per_task.append({"task_group": group, "task_id": tid, "metrics": metrics})
-        groups.setdefault(group, []).extend(flags)
-    per_group = {g: {"pc_success": 100 * sum(f) / len(f), "n_episodes": len(f)}
-                 for g, f in groups.items()}  # fmt: skip
-    flat = [f for fs in groups.values() for f in fs]
-    overall = {"pc_success": 100 * sum(flat) / len(flat), "n_episodes": len(flat), "eval_s": 9.0}
-    with open(path, "w") as f:
-        json.dump({"per_task": per_task, "per_group": per_group, "overall": overall}, f, indent=2)
-    return path
-
-
-SUITE = {
-    ("libero_spatial", 0): [True, True, False, True],
-    ("libero_spatial", 1): [False, False, True, False],
-    ("libero_object", 0): [True, True, True, True],
-    ("libero_object", 1): [True, False, True, True],
-    ("libero_object", 2): [False, False, False, True],
-}
-
-
 def _adjusted_wald(ks, ns, z=1.959963984540054, c=2.5):
     # The mean of task rates' interval written out by hand (docs/statistics.md):
     # p~ = (k + c/T) / (n + 2c/T), centre mean(p~), se = sqrt(sum p~(1-p~)/n) / T.
@@ -232,7 +207,7 @@ def _adjusted_wald(ks, ns, z=1.959963984540054, c=2.5):
 def test_task_groups_of_a_lerobot_suite_against_hand_counts(tmp_path):
     from vla_eval.episodes import count_episodes
 
-    path = _suite_file(tmp_path / "eval_info.json", SUITE)
+    path = suite_file(tmp_path / "eval_info.json", SUITE)
     rep = build_report(count_episodes([path], policy_name="smolvla"))
     assert rep["policy"] == "smolvla"
     rows = {r["group"]: r for r in rep["task_groups"]}
