@@ -349,3 +349,14 @@ def add_import_arguments(p: argparse.ArgumentParser, lerobot_seed_help: str) -> 
         help="task of LeRobot's single-environment eval_info.json, which names none",
     )
     p.add_argument("--lerobot-seed", type=seed_number(), help=lerobot_seed_help)
+
+
+def add_confidence_argument(p: argparse.ArgumentParser) -> None:
+    """``--confidence/-c``: the level of every interval a command prints (default 0.95)."""
+    p.add_argument(
+        "--confidence",
+        "-c",
+        default="0.95",
+        type=confidence_text,
+        help="confidence level in (0, 1)",
+    )

@@ -9,8 +9,8 @@ import argparse
 from pathlib import Path
 
 from vla_eval.cli.common import (
+    add_confidence_argument,
     add_import_arguments,
-    confidence_text,
     load_quietly,
     non_empty,
     output_dir,
@@ -37,13 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="require matching (task, split, seed) episodes and use McNemar's test",
     )
-    p.add_argument(
-        "--confidence",
-        "-c",
-        default="0.95",
-        type=confidence_text,
-        help="confidence level in (0, 1)",
-    )
+    add_confidence_argument(p)
     p.add_argument(
         "--anytime",
         action="store_true",

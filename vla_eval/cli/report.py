@@ -9,8 +9,8 @@ import argparse
 from pathlib import Path
 
 from vla_eval.cli.common import (
+    add_confidence_argument,
     add_import_arguments,
-    confidence_text,
     load_quietly,
     non_empty,
     output_dir,
@@ -40,13 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("episodes", nargs="+", metavar="EPISODES", help="episode files")
     p.add_argument("--by", default="task,split", help="group by these fields (task, split, group)")
     p.add_argument("--splits", help="comma list of splits that must have episodes")
-    p.add_argument(
-        "--confidence",
-        "-c",
-        default="0.95",
-        type=confidence_text,
-        help="confidence level in (0, 1)",
-    )
+    add_confidence_argument(p)
     p.add_argument(
         "--macro",
         choices=("adjusted", "bootstrap"),

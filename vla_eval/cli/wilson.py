@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from vla_eval.cli.common import MAX_COUNT, confidence_text, print_json, whole_number
+from vla_eval.cli.common import (
+    MAX_COUNT,
+    add_confidence_argument,
+    print_json,
+    whole_number,
+)
 
 NAME = "wilson"
 HELP = "confidence interval for a success rate (k successes in n trials)"
@@ -30,13 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trials", "-n", required=True, type=whole_number(0, MAX_COUNT), help="number of trials"
     )
-    p.add_argument(
-        "--confidence",
-        "-c",
-        default="0.95",
-        type=confidence_text,
-        help="confidence level in (0, 1)",
-    )
+    add_confidence_argument(p)
     p.add_argument("--method", "-m", default="wilson", help=f"one of: {', '.join(METHODS)}")
     p.add_argument("--all", action="store_true", help="print every method side by side")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -30,6 +30,19 @@ SUFFIX = ".shard.json"
 Key = tuple[str, str, int]
 
 
+def plan_position(i: int, tasks: int, trials: int, order: str) -> tuple[int, int]:
+    """(task index, seed) of the `i`-th episode of a run's plan: every seed of a task
+    before the next (``order="task"``), or round by round (``"seed"``). The one place
+    this arithmetic lives: the run's `vla_eval.online.work.Plan` and the manifests use it.
+
+    >>> plan_position(5, 2, 3, "task"), plan_position(5, 2, 3, "seed")
+    ((1, 2), (1, 2))
+    """
+    if order == "seed":
+        return i % tasks, i // tasks
+    return i // trials, i % trials
+
+
 def manifest_path(episodes: str | Path) -> Path:
     """The manifest beside an episodes file: ``run.jsonl`` -> ``run.jsonl.shard.json``."""
     episodes = Path(episodes)
@@ -82,11 +95,8 @@ class ShardManifest:
         n = len(self.tasks)
         for p in self.positions():
             for i in range(p * self.batch_size, min((p + 1) * self.batch_size, self.episodes)):
-                if self.order == "seed":
-                    task, seed = self.tasks[i % n], i // n
-                else:
-                    task, seed = self.tasks[i // self.trials], i % self.trials
-                yield (task[0], task[1], seed)
+                task, seed = plan_position(i, n, self.trials, self.order)
+                yield (*self.tasks[task], seed)
 
     def to_dict(self) -> dict[str, Any]:
         return {

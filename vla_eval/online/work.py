@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal, overload
 
 from vla_eval.envs.base import Env, Task
+from vla_eval.episodes.manifest import plan_position
 from vla_eval.errors import UsageError
 from vla_eval.online.config import OnlineConfig
 
@@ -154,10 +155,13 @@ class Plan(Sequence[list[Work]]):
             raise IndexError(k)
         first = k * self.batch_size
         last = min(first + self.batch_size, self.episodes)
-        if self.order == "seed":  # rounds: seed 0 of every task, then seed 1, ...
-            n = len(self.tasks)
-            return [Work(self.tasks[i % n], i // n) for i in range(first, last)]
-        return [Work(self.tasks[i // self.trials], i % self.trials) for i in range(first, last)]
+        n = len(self.tasks)
+        return [
+            Work(self.tasks[task], seed)
+            for task, seed in (
+                plan_position(i, n, self.trials, self.order) for i in range(first, last)
+            )
+        ]
 
     def __eq__(self, other: object) -> bool:
         return _same_batches(self, other)
